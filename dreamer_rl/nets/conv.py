@@ -1,0 +1,64 @@
+"""Convolutional image encoder and decoder (the Dreamer / World Models architecture for 64x64 frames).
+
+Encoder: four 4x4 stride-2 convolutions of depth ``d, 2d, 4d, 8d`` take ``[..., 3, 64, 64]`` uint8 pixels to a
+``[..., 32 d]`` embedding (``d = 32`` gives 1024). Decoder: a linear layer to ``32 d`` channels at 1x1, then
+transposed convolutions with kernels 5, 5, 6, 6 (stride 2) back to ``[..., 3, 64, 64]``, the mean of a unit-variance
+Gaussian over pixels scaled to ``[-0.5, 0.5]``.
+
+Frames stay uint8 until they reach the encoder: :func:`preprocess` turns them into floats on the device, once.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dreamer_rl.nets.mlp import Activation, activation
+
+
+def preprocess(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[0, 255]`` -> float ``[-0.5, 0.5]`` (the target space of the decoder)."""
+    return pixels.to(torch.float32).div_(255.0).sub_(0.5)
+
+
+class ConvEncoder(nn.Module):
+    """``[..., 3, 64, 64]`` uint8 or float pixels -> ``[..., 32 * depth]`` embedding. All leading dims in one call."""
+
+    def __init__(self, *, depth: int = 32, act: Activation = "elu", image_size: int = 64, channels: int = 3) -> None:
+        super().__init__()
+        if image_size != 64:
+            raise ValueError(f"ConvEncoder supports 64x64 frames, got {image_size}")
+        layers: list[nn.Module] = []
+        in_ch = channels
+        for mult in (1, 2, 4, 8):
+            layers += [nn.Conv2d(in_ch, depth * mult, 4, stride=2), activation(act)]
+            in_ch = depth * mult
+        self.net = nn.Sequential(*layers)
+        self.out_dim = 32 * depth  # 8d channels at 2x2
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        x = preprocess(pixels) if pixels.dtype == torch.uint8 else pixels
+        lead = x.shape[:-3]
+        x = self.net(x.reshape(-1, *x.shape[-3:]))  # (N, 8d, 2, 2)
+        return x.reshape(*lead, self.out_dim)
+
+
+class ConvDecoder(nn.Module):
+    """``[..., feat_dim]`` -> ``[..., 3, 64, 64]`` pixel means in ``[-0.5, 0.5]`` space."""
+
+    def __init__(self, feat_dim: int, *, depth: int = 32, act: Activation = "elu", channels: int = 3) -> None:
+        super().__init__()
+        self.depth = depth
+        self.linear = nn.Linear(feat_dim, 32 * depth)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(32 * depth, 4 * depth, 5, stride=2), activation(act),  # 5x5
+            nn.ConvTranspose2d(4 * depth, 2 * depth, 5, stride=2), activation(act),  # 13x13
+            nn.ConvTranspose2d(2 * depth, depth, 6, stride=2), activation(act),  # 30x30
+            nn.ConvTranspose2d(depth, channels, 6, stride=2),  # 64x64
+        )
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        lead = feat.shape[:-1]
+        x = self.linear(feat.reshape(-1, feat.shape[-1]))[:, :, None, None]  # (N, 32d, 1, 1)
+        x = self.net(x)  # (N, C, 64, 64)
+        return x.reshape(*lead, *x.shape[1:])

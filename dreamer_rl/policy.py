@@ -1,0 +1,86 @@
+"""Acting: posterior update + actor + exploration noise, as a TensorDict module carrying the recurrent state.
+
+At every env step the policy reads the observation ``o_t``, ``is_init_t`` and the recurrent state left by the
+previous step, filters the posterior and picks an action:
+
+    (h_t, z_t) = obs_step(h_{t-1}, z_{t-1}, a_{t-1}, enc(o_t))     (zeroed first where is_init_t)
+    a_t = π(feat_t) + ε,  ε ~ N(0, expl_amount²), clipped to [-1, 1]   (exploring)
+    a_t = tanh(mean π(feat_t))                                          (evaluating)
+
+The recurrent state travels with the TensorDict under ``("recurrent", "deter" | "stoch" | "action")``: read at the
+root, written to ``("next", "recurrent", ...)`` so TorchRL's ``step_mdp`` carries it to the next step, and primed
+with zeros at reset by :meth:`DreamerPolicy.primer` (a ``TensorDictPrimer``). Modes: ``"random"`` (prefill: uniform
+actions, the state is still filtered), ``"explore"`` (collection), ``"eval"``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torchrl.data import Unbounded
+from torchrl.envs import TensorDictPrimer
+
+from dreamer_rl.agent import Dreamer
+
+Mode = Literal["random", "explore", "eval"]
+RECURRENT_KEYS = (("recurrent", "deter"), ("recurrent", "stoch"), ("recurrent", "action"))
+
+
+class DreamerPolicy(TensorDictModuleBase):
+    """TensorDict acting policy over a :class:`~dreamer_rl.agent.Dreamer` (see the module docstring)."""
+
+    def __init__(self, agent: Dreamer, *, obs_key: str = "pixels", expl_amount: float = 0.3,
+                 expl: Literal["additive_gaussian", "random", "none"] = "additive_gaussian",
+                 mode: Mode = "explore") -> None:
+        super().__init__()
+        self.agent = agent
+        self.obs_key, self.expl_amount, self.expl = obs_key, expl_amount, expl
+        self.mode: Mode = mode
+        self.in_keys = [obs_key, "is_init", *RECURRENT_KEYS]
+        self.out_keys = ["action", *[("next", *k) for k in RECURRENT_KEYS]]
+
+    def primer(self) -> TensorDictPrimer:
+        """Env transform adding zero recurrent state at reset (shapes ``[D]``, ``[S]``, ``[A]``)."""
+        rssm = self.agent.world_model.rssm
+        return TensorDictPrimer({
+            ("recurrent", "deter"): Unbounded(shape=(rssm.deter,)),
+            ("recurrent", "stoch"): Unbounded(shape=(rssm.stoch,)),
+            ("recurrent", "action"): Unbounded(shape=(rssm.action_dim,)),
+        }, default_value=0.0, reset_key="_reset", expand_specs=True)
+
+    @torch.no_grad()
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:  # noqa: D102
+        wm = self.agent.world_model
+        rssm = wm.rssm
+        obs = tensordict.get(self.obs_key)
+        batch = obs.shape[: obs.dim() - len(wm.obs_shape)]
+        device = next(self.agent.parameters()).device
+
+        def recurrent(key: tuple[str, str], width: int) -> torch.Tensor:
+            value = tensordict.get(key, None)
+            return torch.zeros(*batch, width, device=device) if value is None else value.to(device)
+
+        deter = recurrent(RECURRENT_KEYS[0], rssm.deter)
+        stoch = recurrent(RECURRENT_KEYS[1], rssm.stoch)
+        prev_action = recurrent(RECURRENT_KEYS[2], rssm.action_dim)
+        is_init = tensordict.get("is_init", torch.zeros(*batch, 1, dtype=torch.bool)).to(device)
+        embed = wm.embed(obs.to(device))
+        deter, stoch = rssm.obs_step(deter, stoch, prev_action, embed, is_init)
+        feat = rssm.feat(stoch, deter)
+        if self.mode == "random" or (self.mode == "explore" and self.expl == "random"):
+            action = torch.rand(*batch, rssm.action_dim, device=device) * 2 - 1
+        elif self.mode == "eval":
+            action = self.agent.actor(feat, sample=False)
+        else:
+            action = self.agent.actor(feat, sample=True)
+            if self.expl == "additive_gaussian":
+                action = (action + self.expl_amount * torch.randn_like(action)).clamp(-1, 1)
+        out_device = obs.device
+        tensordict.set("action", action.to(out_device))
+        tensordict.set(("next", "recurrent", "deter"), deter.to(out_device))
+        tensordict.set(("next", "recurrent", "stoch"), stoch.to(out_device))
+        tensordict.set(("next", "recurrent", "action"), action.to(out_device))
+        return tensordict

@@ -1,0 +1,306 @@
+"""The training loop: one plain function driven by clocks, and ``train(recipe)`` around it.
+
+Clocks (all in env frames, i.e. environment steps after action repeat):
+
+- collect: the TorchRL collector yields ``train_every / action_repeat`` agent steps at a time;
+- prefill: random actions until ``train.prefill`` frames are stored, then ``train.pretrain`` updates;
+- train ratio: after each batch, run the updates owed so that updates = ``train_ratio`` x frames since prefill;
+- log / eval / save: every ``run.log_every`` / ``run.eval_every`` / ``run.save_every`` frames.
+
+A run lives in ``<runs_dir>/<run name>/``: ``recipe.json``, ``checkpoints/latest.pt`` and ``replay/`` (the memmap
+storage). Starting a run whose folder holds a checkpoint resumes it: model, optimisers, counters, RNG, replay
+buffer and the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector
+from torchrl.envs import EnvBase
+from tqdm import tqdm
+
+from dreamer_rl.agent import Dreamer, Learner, build_dreamer
+from dreamer_rl.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from dreamer_rl.config import Recipe
+from dreamer_rl.errors import UserError
+from dreamer_rl.policy import DreamerPolicy
+from dreamer_rl.replay import StepRowWriter, make_replay_buffer, replay_state, restore_replay, sample_sequences
+from dreamer_rl.tracking import Tracker
+from dreamer_rl.video import openloop_frames, to_hwc_uint8
+
+log = logging.getLogger(__name__)
+EnvFn = Callable[[Recipe, int], EnvBase]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("run.device is 'cuda' but no CUDA device is available; use --run.device cpu or auto")
+    return torch.device(name)
+
+
+def default_env_fn(recipe: Recipe, seed: int) -> EnvBase:
+    """The registered env of ``recipe.env`` seeded with ``seed``."""
+    from envs import make_env
+
+    e = recipe.env
+    return make_env(e.task, from_pixels=e.from_pixels, action_repeat=e.action_repeat, image_size=e.image_size,
+                    max_episode_frames=e.max_episode_frames, seed=seed)
+
+
+def action_repeat_of(env: EnvBase, recipe: Recipe) -> int:
+    """Frames per agent step: the env's own ``action_repeat`` attribute when it has one, else the recipe's int."""
+    repeat = getattr(env, "action_repeat", None)
+    if repeat is None and hasattr(env, "base_env"):
+        repeat = getattr(env.base_env, "action_repeat", None)
+    if repeat is None:
+        repeat = recipe.env.action_repeat if isinstance(recipe.env.action_repeat, int) else 1
+    return int(repeat)
+
+
+@dataclass
+class Counters:
+    """Progress of a run; frames are env frames (after action repeat)."""
+
+    frames: int = 0
+    updates: int = 0
+    episodes: int = 0
+    pretrained: bool = False
+    last_log: int = 0
+    last_eval: int = 0
+    last_save: int = 0
+    last_return: float = float("nan")
+    episode_return: float = 0.0
+    episode_frames: int = 0
+    returns: list[float] = field(default_factory=list)
+
+
+def evaluate(env: EnvBase, policy: DreamerPolicy, episodes: int, max_steps: int) -> tuple[list[float], np.ndarray | None]:
+    """Run ``episodes`` greedy episodes; returns their returns and the first episode's frames ``[T, H, W, 3]``."""
+    mode, policy.mode = policy.mode, "eval"
+    returns, video = [], None
+    try:
+        for i in range(episodes):
+            td = env.rollout(max_steps, policy, break_when_any_done=True)
+            returns.append(float(td.get(("next", "reward")).sum()))
+            if i == 0 and "pixels" in td.keys():
+                first = td.get("pixels")[:1]
+                video = to_hwc_uint8(torch.cat([first, td.get(("next", "pixels"))], 0)).numpy()
+    finally:
+        policy.mode = mode
+    return returns, video
+
+
+class Run:
+    """Everything of one training run, built from a recipe; :meth:`loop` trains, :meth:`save` checkpoints."""
+
+    def __init__(self, recipe: Recipe, env_fn: EnvFn | None = None) -> None:
+        self.recipe = recipe
+        r = recipe.run
+        self.dir = Path(r.runs_dir) / recipe.run_name
+        self.ckpt_path = self.dir / "checkpoints" / "latest.pt"
+        self.env_fn = env_fn or default_env_fn
+        self.device = resolve_device(r.device)
+        if r.threads:
+            torch.set_num_threads(r.threads)
+        resume_state = None
+        if self.ckpt_path.exists():
+            resume_state = load_checkpoint(self.ckpt_path, map_location=self.device)
+            self._check_same_recipe(resume_state["recipe"])
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
+        seed_everything(r.seed)
+        self.counters = Counters()
+        if resume_state is not None:
+            self.counters = Counters(**resume_state["counters"])
+        self.env = self.env_fn(recipe, r.seed + 1000 * self.counters.episodes)
+        self.obs_key = "pixels" if "pixels" in self.env.observation_spec.keys() else "observation"
+        self.repeat = action_repeat_of(self.env, recipe)
+        obs_shape = tuple(self.env.observation_spec[self.obs_key].shape)
+        action_dim = self.env.action_spec.shape[-1]
+        self.agent: Dreamer = build_dreamer(recipe, obs_shape, action_dim).to(self.device)
+        self.learner = Learner(self.agent, recipe, obs_key=self.obs_key)
+        b = recipe.behavior
+        self.policy = DreamerPolicy(self.agent, obs_key=self.obs_key, expl=b.expl, expl_amount=b.expl_amount,
+                                    mode="random")
+        self.env.append_transform(self.policy.primer())
+        t = recipe.train
+        self.buffer = make_replay_buffer(capacity=t.replay_capacity, seq_len=t.seq_len, batch_size=t.batch_size,
+                                         scratch_dir=self.dir / "replay")
+        self.writer = StepRowWriter(obs_keys=(self.obs_key,))
+        self.tracker: Tracker | None = None
+        if recipe.tracking.enabled:
+            tags = {"algo": r.algo, "task": recipe.env.task, "seed": str(r.seed)}
+            self.tracker = Tracker(experiment=recipe.tracking.experiment, run_name=recipe.run_name, tags=tags)
+            self.tracker.start()
+            self.tracker.log_params(recipe.flat())
+            if resume_state is None:
+                self.tracker.log_text(recipe.model_dump_json(indent=2), "recipe.json")
+        if resume_state is not None:
+            self.agent.load_state_dict(resume_state["agent"])
+            self.learner.load_optim_state(resume_state["optim"])
+            restore_replay(self.buffer, resume_state["replay"])
+            self.writer.load_state_dict(resume_state["writer"])
+            set_rng_state(resume_state["rng"])
+            log.info("resumed %s at %d frames, %d updates", recipe.run_name, self.counters.frames,
+                     self.counters.updates)
+        self.resumed = resume_state is not None
+
+    def _check_same_recipe(self, stored: dict[str, Any]) -> None:
+        """A resumed run must use the same recipe (the frame budget and clocks may change)."""
+        mutable = {"steps", "log_every", "eval_every", "save_every", "device", "threads"}
+        new = self.recipe.model_dump(mode="json")
+        diffs = [f"{s}.{k}" for s, sec in new.items() for k, v in sec.items()
+                 if not (s == "run" and k in mutable) and stored.get(s, {}).get(k) != v]
+        if diffs:
+            raise UserError(f"run '{self.recipe.run_name}' exists in {self.dir} with a different recipe "
+                            f"({', '.join(diffs[:5])}); pick another --run.name to start a new run")
+
+    # ------------------------------------------------------------------ clocks
+    def save(self) -> None:
+        """Atomic checkpoint of everything needed to resume; also logged to MLflow."""
+        c = self.counters
+        c.last_save = c.frames
+        save_checkpoint(self.ckpt_path, {
+            "recipe": self.recipe.model_dump(mode="json"), "agent": self.agent.state_dict(),
+            "optim": self.learner.optim_state(), "counters": asdict(c), "rng": rng_state(),
+            "replay": replay_state(self.buffer), "writer": self.writer.state_dict(),
+            "obs_key": self.obs_key, "action_repeat": self.repeat,
+            "mlflow_run_id": self.tracker.run_id if self.tracker else None,
+        })
+        if self.tracker:
+            self.tracker.log_artifact(self.ckpt_path, "checkpoints")
+
+    def _record_episodes(self, batch: TensorDictBase) -> list[float]:
+        c = self.counters
+        rewards = batch.get(("next", "reward")).reshape(-1).tolist()
+        dones = batch.get(("next", "done")).reshape(-1).tolist()
+        finished = []
+        for reward, done in zip(rewards, dones):
+            c.episode_return += reward
+            c.episode_frames += self.repeat
+            if done:
+                finished.append(c.episode_return)
+                c.episodes += 1
+                c.last_return = c.episode_return
+                c.episode_return, c.episode_frames = 0.0, 0
+        c.returns = (c.returns + finished)[-100:]
+        return finished
+
+    def _train(self, updates: int) -> dict[str, float]:
+        sums: dict[str, torch.Tensor] = {}
+        t = self.recipe.train
+        for _ in range(updates):
+            batch = sample_sequences(self.buffer, t.batch_size, t.seq_len, self.device)
+            for k, v in self.learner.update(batch).items():
+                sums[k] = sums.get(k, 0) + v
+            self.counters.updates += 1
+        return {k: float(v) / updates for k, v in sums.items()}  # one host sync per burst
+
+    def _eval_and_log(self, step: int) -> list[float]:
+        r, max_steps = self.recipe, self.recipe.env.max_episode_frames // self.repeat
+        eval_env = self.env_fn(r, r.run.seed + 10_000 + step)
+        eval_policy = DreamerPolicy(self.agent, obs_key=self.obs_key, mode="eval")
+        returns, video = evaluate(eval_env, eval_policy, r.run.eval_episodes, max_steps)
+        eval_env.close()
+        if self.tracker:
+            self.tracker.log_metrics({"eval/return": float(np.mean(returns))}, step)
+            if r.tracking.video and video is not None:
+                self.tracker.log_video("eval/episode", video, step)
+            if r.tracking.video and self.obs_key == "pixels" and len(self.buffer) > 0:
+                batch = sample_sequences(self.buffer, min(6, r.train.batch_size), r.train.seq_len, self.device)
+                frames = openloop_frames(self.agent.world_model, batch, obs_key=self.obs_key,
+                                         context=r.tracking.openloop_context)
+                self.tracker.log_video("eval/openloop", frames.cpu().numpy(), step)
+        return returns
+
+    def loop(self) -> dict[str, float]:
+        """Collect, train, log, evaluate and save until ``run.steps`` frames; returns the last figures."""
+        r, t, c = self.recipe.run, self.recipe.train, self.counters
+        steps_per_batch = max(1, t.train_every // self.repeat)
+        collector = Collector(self.env, self.policy, frames_per_batch=steps_per_batch, total_frames=-1)
+        if c.frames >= t.prefill:
+            self.policy.mode = "explore"
+        bar = tqdm(total=r.steps, initial=min(c.frames, r.steps), unit="frame", dynamic_ncols=True,
+                   desc=self.recipe.run_name, smoothing=0.1)
+        start, start_frames = time.perf_counter(), c.frames
+        metrics: dict[str, float] = {}
+        eval_returns: list[float] = []
+        try:
+            for batch in collector:
+                if c.frames >= r.steps:
+                    break
+                self.buffer.extend(self.writer(batch))
+                new_frames = batch.numel() * self.repeat
+                c.frames += new_frames
+                finished = self._record_episodes(batch)
+                if c.frames >= t.prefill:
+                    self.policy.mode = "explore"
+                    if not c.pretrained:
+                        c.pretrained = True
+                        metrics = self._train(t.pretrain) if t.pretrain else metrics
+                    owed = int((c.frames - t.prefill) * t.train_ratio) - (c.updates - t.pretrain)
+                    if owed > 0:
+                        metrics = self._train(owed)
+                fps = (c.frames - start_frames) / max(time.perf_counter() - start, 1e-9)
+                bar.update(min(new_frames, r.steps - bar.n))
+                bar.set_postfix(fps=f"{fps:.0f}", ret=f"{c.last_return:.1f}", upd=c.updates, refresh=False)
+                if self.tracker and (c.frames - c.last_log >= r.log_every or c.frames >= r.steps):
+                    c.last_log = c.frames
+                    out = dict(metrics)
+                    out.update({"train/fps": fps, "train/updates": c.updates, "train/episodes": c.episodes})
+                    if finished:
+                        out["train/return"] = float(np.mean(finished))
+                    self.tracker.log_metrics(out, c.frames)
+                if c.frames - c.last_eval >= r.eval_every or c.frames >= r.steps:
+                    c.last_eval = c.frames
+                    eval_returns = self._eval_and_log(c.frames)
+                if c.frames - c.last_save >= r.save_every or c.frames >= r.steps:
+                    self.save()
+                if c.frames >= r.steps:
+                    break
+        finally:
+            bar.close()
+            collector.shutdown()
+        return {"frames": c.frames, "updates": c.updates, "episodes": c.episodes,
+                "train_return": c.last_return, "eval_return": float(np.mean(eval_returns)) if eval_returns else
+                float("nan")}
+
+    def close(self, status: str = "FINISHED") -> None:
+        if self.tracker:
+            self.tracker.end(status)
+        self.env.close()
+
+
+def train(recipe: Recipe, env_fn: EnvFn | None = None) -> dict[str, float]:
+    """Train (or resume) the run named by ``recipe`` until ``recipe.run.steps`` env frames; returns final figures.
+
+    ``env_fn(recipe, seed) -> EnvBase`` builds the env (default: the registry of :mod:`envs`).
+    """
+    run = Run(recipe, env_fn)
+    status = "FAILED"
+    try:
+        summary = run.loop()
+        status = "FINISHED"
+        return summary
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        run.close(status)
+
+
+def summary_json(summary: dict[str, float]) -> str:
+    return json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()})

@@ -1,0 +1,115 @@
+"""The command line generated from the recipe models.
+
+``--preset a b`` stacks presets in order, then every leaf field of :class:`~dreamer_rl.config.Recipe` is an option
+``--<section>.<field> VALUE`` (``--help`` lists each with its description and default). Values are validated by
+pydantic; any mistake (unknown option, bad value or type, unknown preset or task) prints one line naming the field
+and what is allowed, and exits with status 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from typing import Any, NoReturn
+
+from pydantic import BaseModel, ValidationError
+
+from dreamer_rl.config import Recipe, deep_merge
+from dreamer_rl.errors import UserError
+from recipes.presets import PRESETS
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are a single line (with a suggestion) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        if "unrecognized arguments" in message:
+            bad = message.split(":", 1)[1].split()
+            opts = [o for a in self._actions for o in a.option_strings]
+            flag = next((b for b in bad if b.startswith("--")), bad[0])
+            close = difflib.get_close_matches(flag, opts, n=1)
+            hint = f"; did you mean {close[0]}?" if close else "; see --help for the fields"
+            message = f"unknown option {flag}{hint}"
+        fail(message)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on one line to stderr and exit 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += _leaf_fields(ann, f"{prefix}{name}.")
+        else:
+            out.append((f"{prefix}{name}", f))
+    return out
+
+
+def build_parser(prog: str, description: str) -> OneLineParser:
+    """Parser with ``--preset``, ``--eval``, ``--checkpoint`` and one option per recipe field."""
+    p = OneLineParser(prog=prog, description=description, allow_abbrev=False,
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", nargs="+", default=[], metavar="NAME",
+                   help=f"presets applied in order; available: {', '.join(PRESETS)}")
+    p.add_argument("--eval", action="store_true", help="evaluate a checkpoint instead of training")
+    p.add_argument("--checkpoint", default=None, help="checkpoint to evaluate (with --eval)")
+    p.add_argument("--video", default=None, help="where --eval writes the episode video (default: beside the checkpoint)")
+    for name, f in _leaf_fields(Recipe):
+        default = f.default if f.default_factory is None else f.default_factory()
+        p.add_argument(f"--{name}", dest=name, default=None, metavar="VALUE",
+                       help=f"{f.description} [default: {default}]")
+    return p
+
+
+def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for k in parents:
+        d = d.setdefault(k, {})
+    d[leaf] = value
+
+
+def _parse_value(raw: str) -> Any:
+    """CLI strings go to pydantic as-is, except JSON-ish literals for ``null``/``none``."""
+    return None if raw.lower() in ("none", "null") else raw
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """First pydantic error as ``bad value for a.b: <input> (<what is allowed>)``."""
+    e = err.errors()[0]
+    loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith(("int", "literal", "str", "bool", "float")))
+    if e["type"] == "extra_forbidden":
+        return f"unknown field {loc}"
+    return f"bad value for {loc}: {e.get('input')!r} ({e['msg']})"
+
+
+def resolve_recipe(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:
+    """Presets in order, then dotted overrides, validated into a frozen :class:`Recipe` (one-line errors)."""
+    merged: dict[str, Any] = dict(base or {})
+    for name in args.preset:
+        if name not in PRESETS:
+            close = difflib.get_close_matches(name, PRESETS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UserError(f"unknown preset '{name}'; {hint}available: {', '.join(PRESETS)}")
+        merged = deep_merge(merged, PRESETS[name])
+    overrides: dict[str, Any] = {}
+    for name, _ in _leaf_fields(Recipe):
+        raw = getattr(args, name, None)
+        if raw is not None:
+            _set_dotted(overrides, name, _parse_value(raw))
+    merged = deep_merge(merged, overrides)
+    try:
+        return Recipe.model_validate(merged)
+    except ValidationError as err:
+        raise UserError(format_validation_error(err)) from None
+
+
+def recipe_text(recipe: Recipe) -> str:
+    """The resolved recipe as printed at start."""
+    return json.dumps(recipe.model_dump(mode="json"), indent=2)

@@ -1,0 +1,60 @@
+"""Evaluate a saved agent: ``python -m recipes.dmc --eval --checkpoint PATH [--video OUT.mp4]``.
+
+Rebuilds the env and the agent from the recipe stored in the checkpoint, runs greedy episodes (actor mode, no
+exploration noise), prints ``eval_return=<mean>`` and writes the first episode's video.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dreamer_rl.agent import build_dreamer
+from dreamer_rl.checkpoint import load_checkpoint, seed_everything
+from dreamer_rl.config import Recipe
+from dreamer_rl.policy import DreamerPolicy
+from dreamer_rl.train import default_env_fn, evaluate, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int = 20) -> Path:
+    """Write ``[T, H, W, 3]`` uint8 frames as an mp4 (GIF if ffmpeg is unavailable); returns the written path."""
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", macro_block_size=16)
+        return path
+    except Exception:  # noqa: BLE001 - no ffmpeg: fall back to GIF
+        gif = path.with_suffix(".gif")
+        imageio.mimwrite(gif, list(frames), duration=1000 / fps)
+        return gif
+
+
+def evaluate_checkpoint(path: Path, video: str | None = None, episodes: str | None = None) -> float:
+    """Evaluate the agent in checkpoint ``path``; returns the mean return."""
+    state = load_checkpoint(path)
+    recipe = Recipe.model_validate(state["recipe"])
+    seed_everything(recipe.run.seed)
+    device = resolve_device(recipe.run.device)
+    env = default_env_fn(recipe, recipe.run.seed + 20_000)
+    obs_key = state["obs_key"]
+    obs_shape = tuple(env.observation_spec[obs_key].shape)
+    agent = build_dreamer(recipe, obs_shape, env.action_spec.shape[-1]).to(device)
+    agent.load_state_dict(state["agent"])
+    policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval")
+    n = int(episodes) if episodes else recipe.run.eval_episodes
+    max_steps = recipe.env.max_episode_frames // int(state["action_repeat"])
+    returns, frames = evaluate(env, policy, n, max_steps)
+    env.close()
+    mean = float(np.mean(returns))
+    if frames is not None:
+        out = Path(video) if video else path.with_name(f"eval_{state['counters']['frames']:09d}.mp4")
+        written = write_video(out, frames)
+        print(f"video={written}")
+    print(f"episodes={n}")
+    print(f"eval_return={mean}")
+    return mean
