@@ -1,0 +1,115 @@
+"""Task names -> TorchRL environments, dispatched on the suite prefix.
+
+A name is ``<suite>_<task>``: ``dmc_cheetah_run`` (DeepMind Control, :mod:`envs.dmc`), ``gym_Pendulum-v1``
+(Gymnasium, :mod:`envs.gym`). Each suite lives in its own module, imported only when a name of that suite is asked
+for, so a missing optional dependency only matters to the suite that needs it. A suite module provides
+
+- ``task_names() -> list[str]``: every accepted full name (with the prefix);
+- ``make(name, *, from_pixels, action_repeat, image_size, max_episode_frames, seed, device) -> EnvBase``.
+
+Adding a suite (e.g. ``atari_``) is one line in :data:`SUITES` plus its module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Sequence
+from types import ModuleType
+
+import torch
+from torchrl.envs import EnvBase
+
+from dreamer_rl.errors import MissingDependencyError, UnknownTaskError
+
+__all__ = ["SUITES", "list_tasks", "make_env", "unknown_task"]
+
+#: suite key (the name prefix without its trailing ``_``) -> module implementing it.
+SUITES: dict[str, str] = {"dmc": "envs.dmc", "gym": "envs.gym"}
+
+_MAX_LISTED = 80
+
+
+def _suite_module(suite: str) -> ModuleType:
+    return importlib.import_module(SUITES[suite])
+
+
+def _available_tasks() -> dict[str, list[str]]:
+    tasks: dict[str, list[str]] = {}
+    for suite in SUITES:
+        try:
+            tasks[suite] = list(_suite_module(suite).task_names())
+        except MissingDependencyError:
+            tasks[suite] = []
+    return tasks
+
+
+def list_tasks() -> dict[str, list[str]]:
+    """Suite key -> every accepted task name of that suite, e.g. ``{"dmc": ["dmc_acrobot_swingup", ...]}``.
+
+    ``dmc`` lists every ``dm_control.suite`` task plus Dreamer's aliases (``dmc_cup_catch``, ``dmc_pointmass_easy``);
+    ``gym`` lists ``gym_<id>`` for each id in Gymnasium's registry. A suite whose dependency is missing lists nothing.
+    """
+    return _available_tasks()
+
+
+def unknown_task(name: str, suite: str | None, known: Sequence[str]) -> UnknownTaskError:
+    """The one-line error for an unknown ``name``: suites, close matches, and the tasks of ``suite`` if known."""
+    suites = ", ".join(f"{s}_" for s in SUITES)
+    parts = [f"unknown task {name!r}", f"suites: {suites}"]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        parts.append(f"did you mean: {', '.join(close)}")
+    if suite is not None and known:
+        listed = ", ".join(known[:_MAX_LISTED])
+        more = f", ... ({len(known) - _MAX_LISTED} more, see envs.list_tasks())" if len(known) > _MAX_LISTED else ""
+        parts.append(f"{suite} tasks: {listed}{more}")
+    elif suite is None:
+        parts.append("names look like dmc_<domain>_<task> or gym_<gymnasium id>")
+    return UnknownTaskError("; ".join(parts))
+
+
+def make_env(
+    name: str,
+    *,
+    from_pixels: bool = True,
+    action_repeat: int | str = 2,
+    image_size: int = 64,
+    max_episode_frames: int = 1000,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> EnvBase:
+    """Build the TorchRL env for ``name`` (``dmc_cheetah_run``, ``gym_Pendulum-v1``, ...).
+
+    Args:
+        name: ``<suite>_<task>``; see :func:`list_tasks`.
+        from_pixels: observe ``pixels`` (uint8 ``[3, image_size, image_size]``) instead of the proprio
+            ``observation`` (float32 ``[D]``). Suites that cannot render reject ``True`` with a ``UserError``.
+        action_repeat: control frames per agent step (rewards summed), or ``"planet"`` for PlaNet's per-domain
+            repeats (dmc only).
+        image_size: side of the square rendered frame.
+        max_episode_frames: episode length in control frames; the episode truncates after
+            ``max_episode_frames // action_repeat`` agent steps.
+        seed: seed applied at construction through ``env.set_seed``.
+        device: where the env's tensors live.
+
+    Returns:
+        A ``TransformedEnv`` whose last transform is ``InitTracker`` (so every reset/step carries ``is_init``).
+
+    Raises:
+        UnknownTaskError: unknown suite or task (one line: the name, the suites, close matches, the suite's tasks).
+        MissingDependencyError: the suite's optional dependency is not installed.
+    """
+    suite = next((s for s in SUITES if name.startswith(f"{s}_")), None)
+    if suite is None:
+        known = [t for names in _available_tasks().values() for t in names]
+        raise unknown_task(name, None, known)
+    return _suite_module(suite).make(
+        name,
+        from_pixels=from_pixels,
+        action_repeat=action_repeat,
+        image_size=image_size,
+        max_episode_frames=max_episode_frames,
+        seed=seed,
+        device=device,
+    )
