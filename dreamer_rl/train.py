@@ -40,6 +40,8 @@ from dreamer_rl.video import openloop_frames, to_hwc_uint8
 
 log = logging.getLogger(__name__)
 EnvFn = Callable[[Recipe, int], EnvBase]
+# Fields a resumed run may change: the budget, the clocks and where it runs.
+MUTABLE_RUN_FIELDS = frozenset({"steps", "log_every", "eval_every", "save_every", "device", "threads"})
 
 
 def resolve_device(name: str) -> torch.device:
@@ -119,12 +121,25 @@ class Run:
         if self.ckpt_path.exists():
             resume_state = load_checkpoint(self.ckpt_path, map_location=self.device)
             self._check_same_recipe(resume_state["recipe"])
+        self.tracker: Tracker | None = None
+        if recipe.tracking.enabled:
+            tags = {"algo": r.algo, "task": recipe.env.task, "seed": str(r.seed)}
+            self.tracker = Tracker(experiment=recipe.tracking.experiment, run_name=recipe.run_name, tags=tags)
+            self.tracker.start()
+            params = recipe.flat()
+            if resume_state is not None:  # budget and clocks may change between sessions of one run
+                params = {k: v for k, v in params.items() if k.split(".", 1)[1] not in MUTABLE_RUN_FIELDS
+                          or not k.startswith("run.")}
+            self.tracker.log_params(params)
+            if resume_state is None:
+                self.tracker.log_text(recipe.model_dump_json(indent=2), "recipe.json")
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
         seed_everything(r.seed)
         self.counters = Counters()
         if resume_state is not None:
             self.counters = Counters(**resume_state["counters"])
+            self.counters.episode_return, self.counters.episode_frames = 0.0, 0  # the env starts a new episode
         self.env = self.env_fn(recipe, r.seed + 1000 * self.counters.episodes)
         self.obs_key = "pixels" if "pixels" in self.env.observation_spec.keys() else "observation"
         self.repeat = action_repeat_of(self.env, recipe)
@@ -140,14 +155,6 @@ class Run:
         self.buffer = make_replay_buffer(capacity=t.replay_capacity, seq_len=t.seq_len, batch_size=t.batch_size,
                                          scratch_dir=self.dir / "replay")
         self.writer = StepRowWriter(obs_keys=(self.obs_key,))
-        self.tracker: Tracker | None = None
-        if recipe.tracking.enabled:
-            tags = {"algo": r.algo, "task": recipe.env.task, "seed": str(r.seed)}
-            self.tracker = Tracker(experiment=recipe.tracking.experiment, run_name=recipe.run_name, tags=tags)
-            self.tracker.start()
-            self.tracker.log_params(recipe.flat())
-            if resume_state is None:
-                self.tracker.log_text(recipe.model_dump_json(indent=2), "recipe.json")
         if resume_state is not None:
             self.agent.load_state_dict(resume_state["agent"])
             self.learner.load_optim_state(resume_state["optim"])
@@ -160,10 +167,9 @@ class Run:
 
     def _check_same_recipe(self, stored: dict[str, Any]) -> None:
         """A resumed run must use the same recipe (the frame budget and clocks may change)."""
-        mutable = {"steps", "log_every", "eval_every", "save_every", "device", "threads"}
         new = self.recipe.model_dump(mode="json")
         diffs = [f"{s}.{k}" for s, sec in new.items() for k, v in sec.items()
-                 if not (s == "run" and k in mutable) and stored.get(s, {}).get(k) != v]
+                 if not (s == "run" and k in MUTABLE_RUN_FIELDS) and stored.get(s, {}).get(k) != v]
         if diffs:
             raise UserError(f"run '{self.recipe.run_name}' exists in {self.dir} with a different recipe "
                             f"({', '.join(diffs[:5])}); pick another --run.name to start a new run")

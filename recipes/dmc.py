@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser("python -m recipes.dmc", "Dreamer on DeepMind Control (steps are env frames).")
     parser.add_argument("--task", default=None, help="DMC task, e.g. cheetah_run (same as --env.task dmc_cheetah_run)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("dreamer_rl").setLevel(logging.INFO)
+    logging.getLogger("recipes").setLevel(logging.INFO)
+    logging.getLogger("torchrl").setLevel(logging.WARNING)
     try:
         if args.eval:
             from recipes.evaluate import evaluate_checkpoint
