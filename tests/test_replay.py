@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -308,6 +309,9 @@ def test_pixels_stored_uint8_once_per_step(tmp_path: Path) -> None:
     batch = sample_sequences(buffer, 4, 16, "cpu")
     assert batch["pixels"].dtype == torch.uint8 and batch["pixels"].shape == (4, 16, 3, 64, 64)
     assert (batch["pixels"][:, :, 0, 0, 0].long() == batch["step_count"].squeeze(-1)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # another batch size than the buffer's: no warning
+        assert sample_sequences(buffer, 2, 16, "cpu").shape == (2, 16)
 
 
 # ---------------------------------------------------------------------------------------------- resume

@@ -25,7 +25,7 @@ from tensordict.utils import NestedKey
 from torchrl.objectives.common import LossModule
 
 from dreamer_rl.losses.kl import KLKind, kl_loss
-from dreamer_rl.nets.distributions import gaussian_log_prob
+from dreamer_rl.nets.distributions import mean_gaussian_nll
 from dreamer_rl.world_model import WorldModel
 
 
@@ -85,11 +85,11 @@ class WorldModelLoss(LossModule):
         reward = tensordict.get(keys.reward).to(torch.float32)
         is_init = tensordict.get(keys.is_init)
         B, T = tensordict.shape[:2]
-        states = wm.observe(obs, action, is_init)
+        target = wm.target(obs)  # float, converted once: [B, T, 3, 64, 64] in [-0.5, 0.5] or [B, T, D]
+        states = wm.observe(target, action, is_init)
         feat = wm.rssm.feat(states.stoch, states.deter)  # [B, T, F]
-        event_dims = 3 if wm.pixels else 1
-        image = -gaussian_log_prob(wm.target(obs), wm.decoder(feat), event_dims).mean()
-        reward_loss = -gaussian_log_prob(reward, wm.reward(feat), 1).mean()
+        image = mean_gaussian_nll(target, wm.decoder(feat), 3 if wm.pixels else 1)
+        reward_loss = mean_gaussian_nll(reward, wm.reward(feat), 1)
         kl, kl_value = kl_loss(states.post_mean, states.post_std, states.prior_mean, states.prior_std,
                                kind=self.kl_kind, free_nats=self.free_nats)
         losses = {"loss_image": self.image_scale * image, "loss_reward": self.reward_scale * reward_loss,

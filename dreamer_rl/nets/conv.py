@@ -33,13 +33,15 @@ class ConvEncoder(nn.Module):
         for mult in (1, 2, 4, 8):
             layers += [nn.Conv2d(in_ch, depth * mult, 4, stride=2), activation(act)]
             in_ch = depth * mult
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*layers).to(memory_format=torch.channels_last)
         self.out_dim = 32 * depth  # 8d channels at 2x2
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:  # noqa: D102
         x = preprocess(pixels) if pixels.dtype == torch.uint8 else pixels
         lead = x.shape[:-3]
-        x = self.net(x.reshape(-1, *x.shape[-3:]))  # (N, 8d, 2, 2)
+        # channels-last runs the oneDNN convolutions without layout reorders (measured faster on CPU and GPU)
+        x = x.reshape(-1, *x.shape[-3:]).contiguous(memory_format=torch.channels_last)
+        x = self.net(x)  # (N, 8d, 2, 2)
         return x.reshape(*lead, self.out_dim)
 
 
@@ -55,10 +57,10 @@ class ConvDecoder(nn.Module):
             nn.ConvTranspose2d(4 * depth, 2 * depth, 5, stride=2), activation(act),  # 13x13
             nn.ConvTranspose2d(2 * depth, depth, 6, stride=2), activation(act),  # 30x30
             nn.ConvTranspose2d(depth, channels, 6, stride=2),  # 64x64
-        )
+        ).to(memory_format=torch.channels_last)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102
         lead = feat.shape[:-1]
         x = self.linear(feat.reshape(-1, feat.shape[-1]))[:, :, None, None]  # (N, 32d, 1, 1)
-        x = self.net(x)  # (N, C, 64, 64)
+        x = self.net(x.contiguous(memory_format=torch.channels_last))  # (N, C, 64, 64), channels-last
         return x.reshape(*lead, *x.shape[1:])
