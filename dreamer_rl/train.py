@@ -87,6 +87,7 @@ class Counters:
     episode_return: float = 0.0
     episode_frames: int = 0
     returns: list[float] = field(default_factory=list)
+    evals: list[tuple[int, float]] = field(default_factory=list)  # (frames, mean eval return)
 
 
 def evaluate(env: EnvBase, policy: DreamerPolicy, episodes: int, max_steps: int) -> tuple[list[float], np.ndarray | None]:
@@ -221,6 +222,7 @@ class Run:
         eval_policy = DreamerPolicy(self.agent, obs_key=self.obs_key, mode="eval")
         returns, video = evaluate(eval_env, eval_policy, r.run.eval_episodes, max_steps)
         eval_env.close()
+        self.counters.evals.append((step, float(np.mean(returns))))
         if self.tracker:
             self.tracker.log_metrics({"eval/return": float(np.mean(returns))}, step)
             if r.tracking.video and video is not None:

@@ -45,6 +45,22 @@ class ConvEncoder(nn.Module):
         return x.reshape(*lead, self.out_dim)
 
 
+class ConvTranspose1x1(nn.ConvTranspose2d):
+    """A transposed convolution applied to a 1x1 input, computed as the matmul it is.
+
+    On a ``[N, C_in, 1, 1]`` input, ``ConvTranspose2d(C_in, C_out, k)`` gives ``out[n, o, i, j] = sum_c x[n, c]
+    W[c, o, i, j] + b[o]``: one ``[N, C_in] @ [C_in, C_out k k]`` product. Same parameters and state dict as the
+    convolution (so checkpoints are interchangeable), without the convolution's im2col/col2im work.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        assert x.shape[-2:] == (1, 1), f"ConvTranspose1x1 needs a 1x1 input, got {tuple(x.shape)}"
+        c_in, c_out, kh, kw = self.weight.shape
+        out = (x.reshape(-1, c_in) @ self.weight.reshape(c_in, c_out * kh * kw)).view(-1, c_out, kh, kw)
+        out = out + self.bias.view(1, c_out, 1, 1)
+        return out.contiguous(memory_format=torch.channels_last)
+
+
 class ConvDecoder(nn.Module):
     """``[..., feat_dim]`` -> ``[..., 3, 64, 64]`` pixel means in ``[-0.5, 0.5]`` space."""
 
@@ -53,7 +69,7 @@ class ConvDecoder(nn.Module):
         self.depth = depth
         self.linear = nn.Linear(feat_dim, 32 * depth)
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(32 * depth, 4 * depth, 5, stride=2), activation(act),  # 5x5
+            ConvTranspose1x1(32 * depth, 4 * depth, 5, stride=2), activation(act),  # 5x5
             nn.ConvTranspose2d(4 * depth, 2 * depth, 5, stride=2), activation(act),  # 13x13
             nn.ConvTranspose2d(2 * depth, depth, 6, stride=2), activation(act),  # 30x30
             nn.ConvTranspose2d(depth, channels, 6, stride=2),  # 64x64
@@ -62,5 +78,5 @@ class ConvDecoder(nn.Module):
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102
         lead = feat.shape[:-1]
         x = self.linear(feat.reshape(-1, feat.shape[-1]))[:, :, None, None]  # (N, 32d, 1, 1)
-        x = self.net(x.contiguous(memory_format=torch.channels_last))  # (N, C, 64, 64), channels-last
+        x = self.net(x)  # (N, C, 64, 64), channels-last
         return x.reshape(*lead, *x.shape[1:])

@@ -11,8 +11,16 @@ Activation = Literal["elu", "relu", "silu", "tanh"]
 
 
 def activation(name: Activation) -> nn.Module:
-    """The activation module for a config name (Dreamer V1 uses ELU throughout)."""
-    return {"elu": nn.ELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}[name]()
+    """The activation module for a config name (Dreamer V1 uses ELU throughout).
+
+    In place where the op allows it: every activation here follows a layer whose output nothing else keeps, and
+    ELU/ReLU backward can work from their result, so no second full-size activation tensor is allocated.
+    """
+    if name == "tanh":
+        return nn.Tanh()
+    if name == "silu":
+        return nn.SiLU()  # its backward needs the input: not in place
+    return {"elu": nn.ELU, "relu": nn.ReLU}[name](inplace=True)
 
 
 class MLP(nn.Sequential):

@@ -1,0 +1,76 @@
+"""Does DreamerV1 learn? ``cartpole_balance`` from the state vector, return against env frames, beside a random policy.
+
+    python -m benchmarks.learn                       # defaults below; ~1 h on a 2-core CPU
+    python -m benchmarks.learn --frames 20000 --pixels
+
+Prints the eval return at every evaluation, then ``random_return=`` (mean over episodes of uniform random actions on
+the same task) and ``final_return=`` (the mean of the last evaluation) last. The recipe is DreamerV1's with a smaller
+batch (``--batch``) so that it fits the CPU budget; everything else is the paper's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from dreamer_rl.config import Recipe
+from dreamer_rl.train import Run, default_env_fn
+
+
+def random_return(recipe: Recipe, episodes: int, seed: int) -> float:
+    """Mean return of uniform random actions over ``episodes`` episodes."""
+    returns = []
+    for i in range(episodes):
+        env = default_env_fn(recipe, seed + i)
+        td = env.rollout(recipe.env.max_episode_frames, break_when_any_done=True)
+        returns.append(float(td.get(("next", "reward")).sum()))
+        env.close()
+    return float(np.mean(returns))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="dmc_cartpole_balance")
+    p.add_argument("--frames", type=int, default=30_000, help="budget in env frames")
+    p.add_argument("--batch", type=int, default=16, help="sequences per batch (paper: 50)")
+    p.add_argument("--train-ratio", type=float, default=0.1, help="updates per env frame (paper: 0.1)")
+    p.add_argument("--eval-every", type=int, default=5000)
+    p.add_argument("--eval-episodes", type=int, default=3)
+    p.add_argument("--pixels", action="store_true", help="learn from pixels instead of the state vector")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as runs_dir:
+        recipe = Recipe.model_validate({
+            "env": {"task": args.task, "from_pixels": args.pixels},
+            "train": {"batch_size": args.batch, "train_ratio": args.train_ratio},
+            "tracking": {"enabled": False},
+            "run": {"steps": args.frames, "seed": args.seed, "eval_every": args.eval_every,
+                    "eval_episodes": args.eval_episodes, "save_every": 10 ** 9, "runs_dir": runs_dir},
+        })
+        rand = random_return(recipe, args.eval_episodes * 3, seed=10_000 + args.seed)
+        start = time.perf_counter()
+        run = Run(recipe)
+        try:
+            summary = run.loop()
+        finally:
+            run.close()
+        minutes = (time.perf_counter() - start) / 60
+        print(f"task {args.task} from {'pixels' if args.pixels else 'state'}, batch {args.batch}x50, "
+              f"train ratio {args.train_ratio}, {summary['updates']} updates, {minutes:.1f} min, "
+              f"torch threads {torch.get_num_threads()}")
+        print("frames  eval_return")
+        for frames, ret in run.counters.evals:
+            print(f"{frames:6d}  {ret:8.1f}")
+    print(f"minutes={minutes:.1f}")
+    print(f"random_return={rand:.1f}")
+    print(f"final_return={run.counters.evals[-1][1]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Timing / peak-memory harness for full Dreamer updates.
+
+Every implementation is registered by name in :data:`IMPLEMENTATIONS` as
+``"module:builder"``; a builder has the signature of
+:func:`benchmarks.torchrl_reference.build_torchrl_update`::
+
+    build(batch_size, seq_len, deter, stoch, hidden, depth, action_dim,
+          horizon, device) -> (update(batch) -> None, make_batch() -> batch)
+
+Command line (one implementation per process, so that peak RSS is not polluted
+by another implementation's allocations)::
+
+    python -m benchmarks.speed_harness --impl torchrl --size paper --warmup 1 --iters 3
+
+prints one JSON line. ``--impl torchrl,ours`` (or ``--impl all``) spawns one
+subprocess per implementation, sequentially, and prints one JSON line each.
+
+Reported fields: ``sec_per_update`` (median over ``iters`` timed updates,
+batch creation excluded), ``sec_per_update_mean`` / ``_min`` / ``_max``,
+``times_s``, ``cpu_sec_per_update`` (median process CPU time, all threads;
+steadier than wall time when the machine is shared),
+``sys_cpu_sec_per_update`` / ``minor_page_faults_per_update`` (kernel time
+and first-touch page faults of the update's allocations), ``peak_rss_mib`` (``resource.getrusage(RUSAGE_SELF).ru_maxrss``
+at the end: process-lifetime high-water mark, includes the interpreter,
+torch, the models and one batch), ``rss_before_first_update_mib`` (current RSS
+from ``/proc/self/statm`` right before the first warmup update, i.e. after
+model construction and the first ``make_batch()``),
+``peak_rss_delta_mib`` (= the difference: what the updates themselves add at
+their peak), ``torch_num_threads`` / ``torch_num_interop_threads``, and the
+size configuration, and the 1-minute load average before/after (timings
+on a shared machine are only meaningful when it is close to idle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+IMPLEMENTATIONS: dict[str, str] = {
+    "torchrl": "benchmarks.torchrl_reference:build_torchrl_update",
+    "ours": "benchmarks.ours_update:build_ours_update",
+}
+
+SIZES: dict[str, dict[str, Any]] = {
+    # DreamerV1 paper (cheetah): 50 sequences x 50 steps, 200/30 RSSM,
+    # 400-unit MLPs, CNN depth 32, 64x64x3 pixels, 6-dim action, horizon 15.
+    "paper": dict(
+        batch_size=50, seq_len=50, deter=200, stoch=30, hidden=400, depth=32,
+        action_dim=6, horizon=15,
+    ),
+    # quick checks: a couple of seconds per update at most
+    "small": dict(
+        batch_size=4, seq_len=8, deter=16, stoch=4, hidden=16, depth=4,
+        action_dim=6, horizon=3,
+    ),
+}
+
+
+class ImplementationNotAvailable(RuntimeError):
+    """The registered builder of an implementation cannot be imported."""
+
+
+def load_builder(impl: str) -> Callable[..., tuple[Callable, Callable]]:
+    """Resolve ``IMPLEMENTATIONS[impl]`` ("module:function") to the builder."""
+    if impl not in IMPLEMENTATIONS:
+        raise ImplementationNotAvailable(
+            f"unknown implementation {impl!r}; registered: {sorted(IMPLEMENTATIONS)}"
+        )
+    target = IMPLEMENTATIONS[impl]
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name is not None and module_name.startswith(err.name):
+            raise ImplementationNotAvailable(
+                f"implementation {impl!r} is registered as {target!r} but module "
+                f"{module_name!r} does not exist yet (write {module_name.replace('.', '/')}.py "
+                f"defining {func_name}(batch_size, seq_len, deter, stoch, hidden, depth, "
+                f"action_dim, horizon, device) -> (update, make_batch))"
+            ) from err
+        raise
+    try:
+        return getattr(module, func_name)
+    except AttributeError as err:
+        raise ImplementationNotAvailable(
+            f"module {module_name!r} has no builder {func_name!r} (registered for {impl!r})"
+        ) from err
+
+
+def current_rss_mib() -> float:
+    """Current resident set size of this process in MiB (Linux /proc)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):  # not Linux: fall back to the high-water mark
+        return peak_rss_mib()
+
+
+def peak_rss_mib() -> float:
+    """``ru_maxrss`` of this process in MiB (KiB on Linux, bytes on macOS)."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10
+
+
+def time_update(
+    update: Callable[[Any], None],
+    make_batch: Callable[[], Any],
+    warmup: int,
+    iters: int,
+) -> dict[str, Any]:
+    """Time ``update(make_batch())``; batch creation is outside the timed region.
+
+    Runs ``warmup`` untimed updates then ``iters`` timed ones, each on a fresh
+    batch (the previous batch is released before the next is made, so at most
+    one batch is alive). Returns seconds per update (median, mean, min, max,
+    all samples) and the RSS just before the first update / the peak RSS.
+    """
+    if iters < 1:
+        raise ValueError("iters must be >= 1")
+    batch = make_batch()
+    rss_before = current_rss_mib()
+    times: list[float] = []
+    cpu_times: list[float] = []
+    sys_times: list[float] = []
+    faults: list[int] = []
+    for i in range(warmup + iters):
+        if i > 0:
+            batch = None  # free the previous batch before allocating the next
+            batch = make_batch()
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        update(batch)
+        dt = time.perf_counter() - t0
+        dc = time.process_time() - c0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        if i >= warmup:
+            times.append(dt)
+            cpu_times.append(dc)
+            sys_times.append(r1.ru_stime - r0.ru_stime)
+            faults.append(r1.ru_minflt - r0.ru_minflt)
+    batch = None
+    peak = peak_rss_mib()
+    return {
+        "sec_per_update": statistics.median(times),
+        "sec_per_update_mean": statistics.fmean(times),
+        "sec_per_update_min": min(times),
+        "sec_per_update_max": max(times),
+        "times_s": times,
+        # process CPU seconds (all threads) per update: less sensitive than
+        # wall time to other jobs on a shared machine
+        "cpu_sec_per_update": statistics.median(cpu_times),
+        # kernel time and minor page faults per update: large fresh tensors
+        # are mmap'd / first-touched on every update by glibc malloc
+        "sys_cpu_sec_per_update": statistics.median(sys_times),
+        "minor_page_faults_per_update": int(statistics.median(faults)),
+        "warmup": warmup,
+        "iters": iters,
+        "rss_before_first_update_mib": rss_before,
+        "peak_rss_mib": peak,
+        "peak_rss_delta_mib": peak - rss_before,
+    }
+
+
+def _loadavg_1m() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+def run_impl(
+    impl: str, size: str, warmup: int, iters: int, device: str = "cpu",
+    threads: int | None = None, seed: int = 0,
+) -> dict[str, Any]:
+    """Build ``impl`` at ``size`` in this process and time it."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    builder = load_builder(impl)
+    cfg = dict(SIZES[size])
+    update, make_batch = builder(**cfg, device=device)
+    result = {"impl": impl, "size": size, "device": device}
+    load_before = _loadavg_1m()
+    result.update(time_update(update, make_batch, warmup=warmup, iters=iters))
+    result.update(
+        # other processes on the machine skew the timings: keep a trace of it
+        loadavg_1m_before=load_before,
+        loadavg_1m_after=_loadavg_1m(),
+        torch_num_threads=torch.get_num_threads(),
+        torch_num_interop_threads=torch.get_num_interop_threads(),
+        torch_version=torch.__version__,
+        cpu_count=os.cpu_count(),
+        machine=platform.machine(),
+        config=cfg,
+    )
+    return result
+
+
+def run_in_subprocess(
+    impl: str, size: str, warmup: int, iters: int, device: str = "cpu",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Run one implementation in a fresh interpreter and parse its JSON line."""
+    cmd = [
+        sys.executable, "-m", "benchmarks.speed_harness", "--impl", impl,
+        "--size", size, "--warmup", str(warmup), "--iters", str(iters),
+        "--device", device,
+    ]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
+    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = repo_root + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo_root, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"impl": impl, "size": size, "error": (proc.stderr or proc.stdout)[-2000:]}
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--impl", default="torchrl",
+        help=f"one of {sorted(IMPLEMENTATIONS)}, a comma list, or 'all' "
+        "(several -> one subprocess each)",
+    )
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+
+    impls = sorted(IMPLEMENTATIONS) if args.impl == "all" else args.impl.split(",")
+    if len(impls) > 1:
+        rc = 0
+        for impl in impls:
+            res = run_in_subprocess(impl, args.size, args.warmup, args.iters,
+                                    args.device, args.threads)
+            rc |= int("error" in res)
+            print(json.dumps(res), flush=True)
+        return rc
+
+    try:
+        res = run_impl(impls[0], args.size, args.warmup, args.iters, args.device,
+                       args.threads)
+    except ImplementationNotAvailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(res), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
