@@ -247,7 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="apply dreamer_rl.runtime.keep_freed_memory() first (ours applies it itself)")
     args = parser.parse_args(argv)
+    if args.keep_freed_memory:
+        from dreamer_rl.runtime import keep_freed_memory
+
+        keep_freed_memory()
 
     impls = sorted(IMPLEMENTATIONS) if args.impl == "all" else args.impl.split(",")
     if len(impls) > 1:

@@ -84,6 +84,8 @@ class TrainConfig(_Section):
     adam_eps: float = Field(1e-4, description="Adam epsilon", gt=0)
     grad_clip: float = Field(100.0, description="global gradient-norm clip per optimiser", gt=0)
     replay_capacity: int = Field(1_000_000, description="replay capacity in stored steps", ge=100)
+    keep_freed_memory: bool = Field(
+        True, description="keep freed activation memory for the next update (glibc; avoids page-fault storms)")
 
 
 class TrackingConfig(_Section):

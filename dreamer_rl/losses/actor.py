@@ -85,14 +85,14 @@ class ActorLoss(LossModule):
         with held_out(wm, self.value):
             deters, stochs, _ = imagine(wm.rssm, self.actor, deter, stoch, H)
             feat = wm.rssm.feat(stochs[1:], deters[1:])  # [H, N, F]  states s_1 .. s_H
-            reward = wm.reward(feat)  # [H, N, 1]
+            reward = wm.reward(feat[:-1])  # [H-1, N, 1]  (the last state only bootstraps)
             value = self.value(feat)  # [H, N, 1]
             if wm.pcont is not None:
-                discount = torch.sigmoid(wm.pcont(feat))  # trained towards γ (1 - terminated)
+                discount = torch.sigmoid(wm.pcont(feat[:-1]))  # trained towards γ (1 - terminated)
             else:
                 discount = torch.full_like(reward, self.gamma)
-        returns = lambda_return(reward[:-1], value[:-1], discount[:-1], value[-1], self.lambda_)  # [H-1, N, 1]
-        weight = discount_weights(discount[:-1])  # [H-1, N, 1]
+        returns = lambda_return(reward, value[:-1], discount, value[-1], self.lambda_)  # [H-1, N, 1]
+        weight = discount_weights(discount)  # [H-1, N, 1]
         loss = -(weight * returns).mean()
         imagined = TensorDict({"feat": feat[:-1].detach(), "lambda_return": returns.detach(), "weight": weight},
                               batch_size=list(returns.shape[:2]))

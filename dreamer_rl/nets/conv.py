@@ -3,7 +3,8 @@
 Encoder: four 4x4 stride-2 convolutions of depth ``d, 2d, 4d, 8d`` take ``[..., 3, 64, 64]`` uint8 pixels to a
 ``[..., 32 d]`` embedding (``d = 32`` gives 1024). Decoder: a linear layer to ``32 d`` channels at 1x1, then
 transposed convolutions with kernels 5, 5, 6, 6 (stride 2) back to ``[..., 3, 64, 64]``, the mean of a unit-variance
-Gaussian over pixels scaled to ``[-0.5, 0.5]``.
+Gaussian over pixels scaled to ``[-0.5, 0.5]``. Shapes per frame: 3x64 -> 32x31 -> 64x14 -> 128x6 -> 256x2 (encoder);
+1024x1 -> 128x5 -> 64x13 -> 32x30 -> 3x64 (decoder). Convolutions run channels-last.
 
 Frames stay uint8 until they reach the encoder: :func:`preprocess` turns them into floats on the device, once.
 """
@@ -45,22 +46,6 @@ class ConvEncoder(nn.Module):
         return x.reshape(*lead, self.out_dim)
 
 
-class ConvTranspose1x1(nn.ConvTranspose2d):
-    """A transposed convolution applied to a 1x1 input, computed as the matmul it is.
-
-    On a ``[N, C_in, 1, 1]`` input, ``ConvTranspose2d(C_in, C_out, k)`` gives ``out[n, o, i, j] = sum_c x[n, c]
-    W[c, o, i, j] + b[o]``: one ``[N, C_in] @ [C_in, C_out k k]`` product. Same parameters and state dict as the
-    convolution (so checkpoints are interchangeable), without the convolution's im2col/col2im work.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        assert x.shape[-2:] == (1, 1), f"ConvTranspose1x1 needs a 1x1 input, got {tuple(x.shape)}"
-        c_in, c_out, kh, kw = self.weight.shape
-        out = (x.reshape(-1, c_in) @ self.weight.reshape(c_in, c_out * kh * kw)).view(-1, c_out, kh, kw)
-        out = out + self.bias.view(1, c_out, 1, 1)
-        return out.contiguous(memory_format=torch.channels_last)
-
-
 class ConvDecoder(nn.Module):
     """``[..., feat_dim]`` -> ``[..., 3, 64, 64]`` pixel means in ``[-0.5, 0.5]`` space."""
 
@@ -68,15 +53,33 @@ class ConvDecoder(nn.Module):
         super().__init__()
         self.depth = depth
         self.linear = nn.Linear(feat_dim, 32 * depth)
+        self.first = nn.ConvTranspose2d(32 * depth, 4 * depth, 5, stride=2)  # 1x1 -> 5x5
+        self.first_act = activation(act)
         self.net = nn.Sequential(
-            ConvTranspose1x1(32 * depth, 4 * depth, 5, stride=2), activation(act),  # 5x5
             nn.ConvTranspose2d(4 * depth, 2 * depth, 5, stride=2), activation(act),  # 13x13
             nn.ConvTranspose2d(2 * depth, depth, 6, stride=2), activation(act),  # 30x30
             nn.ConvTranspose2d(depth, channels, 6, stride=2),  # 64x64
         ).to(memory_format=torch.channels_last)
 
+    def first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The linear layer and the first transposed convolution folded into one affine map.
+
+        Dreamer's decoder applies ``Linear(feat, 32d)`` and then, with no activation in between, a 5x5 transposed
+        convolution to the resulting 1x1 map, which is itself a linear map ``[32d] -> [4d * 5 * 5]``. Their product
+        ``W = W_lin^T W_conv`` (``[feat, 4d*25]``) gives the same output (up to float rounding) with 4.7x fewer
+        multiply-adds per frame at the paper size; the parameters (and checkpoints) stay those of the two layers.
+        """
+        c_in, c_out, kh, kw = self.first.weight.shape
+        w_conv = self.first.weight.reshape(c_in, c_out * kh * kw)  # [32d, 4d*25]
+        weight = self.linear.weight.t() @ w_conv  # [feat, 4d*25]
+        bias = self.linear.bias @ w_conv + self.first.bias.repeat_interleave(kh * kw)  # [4d*25]
+        return weight, bias
+
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102
         lead = feat.shape[:-1]
-        x = self.linear(feat.reshape(-1, feat.shape[-1]))[:, :, None, None]  # (N, 32d, 1, 1)
+        weight, bias = self.first_layer()
+        c_out, kh, kw = self.first.weight.shape[1:]
+        x = torch.addmm(bias, feat.reshape(-1, feat.shape[-1]), weight)  # (N, 4d*25)
+        x = self.first_act(x.view(-1, c_out, kh, kw).contiguous(memory_format=torch.channels_last))  # (N, 4d, 5, 5)
         x = self.net(x)  # (N, C, 64, 64), channels-last
         return x.reshape(*lead, *x.shape[1:])
