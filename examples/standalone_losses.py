@@ -23,6 +23,12 @@ from dreamer_rl.agent import Dreamer
 from dreamer_rl.policy import DreamerPolicy
 
 
+def step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
 def main(iterations: int = 3, frames_per_batch: int = 100, batch_size: int = 4, seq_len: int = 16,
          seed: int = 0) -> dict[str, float]:
     torch.manual_seed(seed)
@@ -58,14 +64,13 @@ def main(iterations: int = 3, frames_per_batch: int = 100, batch_size: int = 4, 
     for transitions in collector:
         buffer.extend(to_rows(transitions))
         batch = buffer.sample().reshape(batch_size, seq_len)  # [B, T] rows of whole-episode slices
+        # world model first, then the actor imagines with the updated model, then the value net
         wm_losses, states = wm_loss(batch)
+        step(opts[0], wm_losses["loss_image"] + wm_losses["loss_reward"] + wm_losses["loss_kl"])
         actor_losses, imagined = actor_loss(states)
+        step(opts[1], actor_losses["loss_actor"])
         value_losses = value_loss(imagined)
-        for opt, loss in zip(opts, (wm_losses["loss_image"] + wm_losses["loss_reward"] + wm_losses["loss_kl"],
-                                    actor_losses["loss_actor"], value_losses["loss_value"])):
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        step(opts[2], value_losses["loss_value"])
         out = {"loss_image": wm_losses["loss_image"].item(), "loss_actor": actor_losses["loss_actor"].item(),
                "loss_value": value_losses["loss_value"].item(), "stored_rows": len(buffer)}
     collector.shutdown()
