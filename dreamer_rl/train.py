@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -135,6 +136,11 @@ class Run:
             if resume_state is None:
                 self.tracker.log_text(recipe.model_dump_json(indent=2), "recipe.json")
         self.dir.mkdir(parents=True, exist_ok=True)
+        stale = self.dir / "replay"
+        if resume_state is None and stale.exists():
+            # killed before its first checkpoint: without the checkpoint's cursor the rows cannot be trusted
+            log.warning("%s has replay files but no checkpoint; starting the run over", self.dir)
+            shutil.rmtree(stale)
         (self.dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
         seed_everything(r.seed)
         self.counters = Counters()

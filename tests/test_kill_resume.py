@@ -59,3 +59,27 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     exp = client.get_experiment_by_name("dreamer_rl")
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"  # the same MLflow run, reopened
+
+
+def test_killed_before_first_checkpoint_starts_over(tmp_path: Path) -> None:
+    """Replay files without a checkpoint (a kill during the prefill) do not stop the run from starting again."""
+    from dreamer_rl.config import Recipe
+    from dreamer_rl.train import Run
+    from recipes.presets import PRESETS
+
+    recipe = Recipe.model_validate({
+        **PRESETS["debug"],
+        "env": {**PRESETS["debug"]["env"], "task": "dmc_cartpole_balance", "from_pixels": False},
+        "tracking": {"enabled": False},
+        "run": {**PRESETS["debug"]["run"], "steps": 300, "name": "early", "runs_dir": str(tmp_path)},
+    })
+    stale = tmp_path / "early" / "replay"
+    stale.mkdir(parents=True)
+    (stale / "observation.memmap").write_bytes(b"\0" * 4096)
+    (stale / "meta.json").write_text("{}")
+    run = Run(recipe)
+    try:
+        summary = run.loop()
+    finally:
+        run.close()
+    assert summary["frames"] == 300 and (tmp_path / "early" / "checkpoints" / "latest.pt").exists()
