@@ -4,8 +4,8 @@
     python -m benchmarks.learn --frames 20000 --pixels
 
 Prints the eval return at every evaluation, then ``random_return=`` (mean over episodes of uniform random actions on
-the same task) and ``final_return=`` (the mean of the last evaluation) last. The recipe is DreamerV1's with a smaller
-batch (``--batch``) so that it fits the CPU budget; everything else is the paper's.
+the same task) and ``final_return=`` (the mean of the last evaluation) last. The recipe is the ``dmc_proprio`` preset
+(or ``dmc_vision`` with ``--pixels``) with a smaller batch (``--batch``) so that it fits the CPU budget.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import time
 import numpy as np
 import torch
 
-from dreamer_rl.config import Recipe
+from dreamer_rl.config import Recipe, deep_merge
 from dreamer_rl.train import Run, default_env_fn
+from recipes.presets import PRESETS
 
 
 def random_return(recipe: Recipe, episodes: int, seed: int) -> float:
@@ -46,13 +47,14 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as runs_dir:
-        recipe = Recipe.model_validate({
-            "env": {"task": args.task, "from_pixels": args.pixels},
+        preset = PRESETS["dmc_vision" if args.pixels else "dmc_proprio"]
+        recipe = Recipe.model_validate(deep_merge(preset, {
+            "env": {"task": args.task},
             "train": {"batch_size": args.batch, "train_ratio": args.train_ratio},
             "tracking": {"enabled": False},
             "run": {"steps": args.frames, "seed": args.seed, "eval_every": args.eval_every,
                     "eval_episodes": args.eval_episodes, "save_every": 10 ** 9, "runs_dir": runs_dir},
-        })
+        }))
         rand = random_return(recipe, args.eval_episodes * 3, seed=10_000 + args.seed)
         start = time.perf_counter()
         run = Run(recipe)

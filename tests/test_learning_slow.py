@@ -21,6 +21,7 @@ def test_dreamer_v1_learns_cartpole_balance_from_state(tmp_path) -> None:
 
     recipe = Recipe.model_validate({
         "env": {"task": "dmc_cartpole_balance", "from_pixels": False},
+        "model": {"free_nats": 1.0},  # the dmc_proprio preset
         "train": {"batch_size": 16},
         "tracking": {"enabled": False},
         "run": {"steps": 30_000, "eval_every": 10_000, "eval_episodes": 3, "save_every": 10**9,
