@@ -181,3 +181,24 @@ def test_learner_update_moves_all_three_and_is_finite() -> None:
     for part in ("world_model", "actor", "value"):
         changed = [not torch.equal(before[k], v) for k, v in agent.state_dict().items() if k.startswith(part)]
         assert any(changed), f"{part} did not change"
+
+
+def test_imagination_stops_gradient_at_the_policy_input() -> None:
+    """Dreamer V1: a = π(sg(feat)); gradients reach earlier actions only through the dynamics."""
+    from dreamer_rl.imagine import imagine
+
+    torch.manual_seed(0)
+    agent = build_dreamer(SMALL, (5,), 2)
+    rssm = agent.world_model.rssm
+    seen = []
+
+    def policy(feat: torch.Tensor) -> torch.Tensor:
+        seen.append(feat)
+        return agent.actor(feat)
+
+    deter = torch.randn(3, SMALL.model.deter, requires_grad=True)
+    stoch = torch.randn(3, SMALL.model.stoch)
+    deters, stochs, actions = imagine(rssm, policy, deter, stoch, 3)
+    assert all(not f.requires_grad for f in seen)
+    deters[-1].sum().backward()
+    assert deter.grad is not None and deter.grad.abs().sum() > 0  # through the dynamics
