@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dreamer_rl.errors import UserError
+from dreamer_rl.video import write_video
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -155,71 +156,6 @@ def _probe_http(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
         return f"no answer within {timeout:g} s"
     except (OSError, ValueError) as exc:
         return _one_line(exc)
-
-
-def _video_dims(height: int, width: int, block: int = 16) -> tuple[int, int]:
-    return -(-height // block) * block, -(-width // block) * block
-
-
-def _as_video(frames: Any) -> np.ndarray:
-    """``frames`` as a contiguous uint8 array [T, H, W, 3] (grey [T, H, W] or [T, H, W, 1] are repeated to RGB)."""
-    if hasattr(frames, "detach"):  # a torch tensor
-        frames = frames.detach().cpu().numpy()
-    array = np.asarray(frames)
-    if array.dtype != np.uint8:
-        raise TypeError(f"video frames must be uint8, got {array.dtype}")
-    if array.ndim == 3:
-        array = array[..., None]
-    if array.ndim != 4 or array.shape[-1] not in (1, 3) or array.shape[0] == 0:
-        raise ValueError(f"video frames must have shape [T, H, W, 3] with T >= 1, got {list(array.shape)}")
-    if array.shape[-1] == 1:
-        array = np.repeat(array, 3, axis=-1)
-    return np.ascontiguousarray(array)
-
-
-def _ffmpeg_exe() -> str | None:
-    try:
-        import imageio_ffmpeg
-
-        return str(imageio_ffmpeg.get_ffmpeg_exe())
-    except Exception:  # not installed, or no binary for this platform
-        return None
-
-
-def _write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
-    """Encode with libx264/yuv420p (plays in browsers); frames are padded (black) to multiples of 16."""
-    import imageio_ffmpeg
-
-    t, h, w, _ = frames.shape
-    ph, pw = _video_dims(h, w)
-    if (ph, pw) != (h, w):
-        padded = np.zeros((t, ph, pw, 3), dtype=np.uint8)
-        padded[:, :h, :w] = frames
-        frames = padded
-    writer = imageio_ffmpeg.write_frames(
-        str(path),
-        (pw, ph),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_in="rgb24",
-        pix_fmt_out="yuv420p",
-        macro_block_size=1,
-        quality=7,
-        ffmpeg_log_level="error",
-        output_params=["-movflags", "+faststart"],
-    )
-    writer.send(None)
-    try:
-        for frame in frames:
-            writer.send(frame)
-    finally:
-        writer.close()
-
-
-def _write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
-    import imageio.v2 as imageio
-
-    imageio.mimsave(str(path), list(frames), duration=1000.0 / max(fps, 1), loop=0)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -406,20 +342,9 @@ class Tracker:
         binary the video is written as a GIF instead (same name, ``.gif``).
         """
         run_id = self._active_run_id()
-        video = _as_video(frames)
         stem = f"{key.strip('/').replace('/', '_')}_{int(step):09d}"
         with tempfile.TemporaryDirectory(prefix="dreamer_rl_video_") as tmp:
-            path: Path | None = None
-            if _ffmpeg_exe() is not None:
-                path = Path(tmp) / f"{stem}.mp4"
-                try:
-                    _write_mp4(path, video, fps)
-                except Exception as exc:  # a broken ffmpeg must not end training: fall back to GIF
-                    _log.warning("mp4 encoding failed (%s); writing a GIF instead", _one_line(exc))
-                    path = None
-            if path is None:
-                path = Path(tmp) / f"{stem}.gif"
-                _write_gif(path, video, fps)
+            path = write_video(Path(tmp) / f"{stem}.mp4", frames, fps)
             self.client.log_artifact(run_id, str(path), artifact_path="videos")
             return f"videos/{path.name}"
 

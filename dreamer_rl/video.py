@@ -7,10 +7,17 @@ video are truth, model and error ``(model - truth + 1) / 2``; columns are sequen
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import torch
 from tensordict import TensorDictBase
 
 from dreamer_rl.world_model import WorldModel
+
+_log = logging.getLogger(__name__)
 
 
 def to_hwc_uint8(frames: torch.Tensor) -> torch.Tensor:
@@ -43,3 +50,88 @@ def openloop_frames(world_model: WorldModel, batch: TensorDictBase, *, obs_key: 
     video = to_hwc_uint8(video.clamp(-0.5, 0.5))  # [3, N, T, H, W, 3]
     R, N, T, H, W, C = video.shape
     return video.permute(2, 0, 3, 1, 4, 5).reshape(T, R * H, N * W, C)
+
+
+def _video_dims(height: int, width: int, block: int = 16) -> tuple[int, int]:
+    return -(-height // block) * block, -(-width // block) * block
+
+
+def _as_video(frames: Any) -> np.ndarray:
+    """``frames`` as a contiguous uint8 array [T, H, W, 3] (grey [T, H, W] or [T, H, W, 1] are repeated to RGB)."""
+    if hasattr(frames, "detach"):  # a torch tensor
+        frames = frames.detach().cpu().numpy()
+    array = np.asarray(frames)
+    if array.dtype != np.uint8:
+        raise TypeError(f"video frames must be uint8, got {array.dtype}")
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 3) or array.shape[0] == 0:
+        raise ValueError(f"video frames must have shape [T, H, W, 3] with T >= 1, got {list(array.shape)}")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.ascontiguousarray(array)
+
+
+def _ffmpeg_exe() -> str | None:
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception:  # not installed, or no binary for this platform
+        return None
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
+    """Encode with libx264/yuv420p (plays in browsers); frames are padded (black) to multiples of 16."""
+    import imageio_ffmpeg
+
+    t, h, w, _ = frames.shape
+    ph, pw = _video_dims(h, w)
+    if (ph, pw) != (h, w):
+        padded = np.zeros((t, ph, pw, 3), dtype=np.uint8)
+        padded[:, :h, :w] = frames
+        frames = padded
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (pw, ph),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_in="rgb24",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        quality=7,
+        ffmpeg_log_level="error",
+        output_params=["-movflags", "+faststart"],
+    )
+    writer.send(None)
+    try:
+        for frame in frames:
+            writer.send(frame)
+    finally:
+        writer.close()
+
+
+def _write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
+    import imageio.v2 as imageio
+
+    imageio.mimsave(str(path), list(frames), duration=1000.0 / max(fps, 1), loop=0)
+
+
+def write_video(path: str | Path, frames: Any, fps: int = 20) -> Path:
+    """Write uint8 ``[T, H, W, 3]`` frames (array or tensor) as an H.264 mp4 at ``path``; returns the written path.
+
+    Frame sizes are padded to multiples of 16; without a working ffmpeg the video is a GIF beside it
+    (same name, ``.gif``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    video = _as_video(frames)
+    if _ffmpeg_exe() is not None:
+        try:
+            _write_mp4(path, video, fps)
+            return path
+        except Exception as exc:  # a broken ffmpeg must not end training: fall back to GIF
+            _log.warning("mp4 encoding failed (%s); writing a GIF instead", str(exc).splitlines()[0][:200])
+    gif = path.with_suffix(".gif")
+    _write_gif(gif, video, fps)
+    return gif

@@ -16,22 +16,9 @@ from dreamer_rl.checkpoint import load_checkpoint, seed_everything
 from dreamer_rl.config import Recipe
 from dreamer_rl.policy import DreamerPolicy
 from dreamer_rl.train import default_env_fn, evaluate, resolve_device
+from dreamer_rl.video import write_video
 
 log = logging.getLogger(__name__)
-
-
-def write_video(path: Path, frames: np.ndarray, fps: int = 20) -> Path:
-    """Write ``[T, H, W, 3]`` uint8 frames as an mp4 (GIF if ffmpeg is unavailable); returns the written path."""
-    import imageio.v2 as imageio
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", macro_block_size=16)
-        return path
-    except Exception:  # noqa: BLE001 - no ffmpeg: fall back to GIF
-        gif = path.with_suffix(".gif")
-        imageio.mimwrite(gif, list(frames), duration=1000 / fps)
-        return gif
 
 
 def evaluate_checkpoint(path: Path, video: str | None = None, episodes: str | None = None) -> float:

@@ -150,7 +150,9 @@ def test_changed_param_on_resume_raises_and_leaves_the_run_alone(store: Path) ->
 
 
 def test_gif_fallback_without_ffmpeg(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracking, "_ffmpeg_exe", lambda: None)
+    import dreamer_rl.video
+
+    monkeypatch.setattr(dreamer_rl.video, "_ffmpeg_exe", lambda: None)
     tracker = Tracker(experiment=EXPERIMENT, run_name="gif", tags=TAGS)
     tracker.start()
     path = tracker.log_video("eval/policy", _frames(t=4)[..., :1], step=7)  # grey frames are accepted too
