@@ -86,8 +86,6 @@ class Counters:
     last_save: int = 0
     last_return: float = float("nan")
     episode_return: float = 0.0
-    episode_frames: int = 0
-    returns: list[float] = field(default_factory=list)
     evals: list[tuple[int, float]] = field(default_factory=list)  # (frames, mean eval return)
 
 
@@ -146,7 +144,7 @@ class Run:
         self.counters = Counters()
         if resume_state is not None:
             self.counters = Counters(**resume_state["counters"])
-            self.counters.episode_return, self.counters.episode_frames = 0.0, 0  # the env starts a new episode
+            self.counters.episode_return = 0.0  # the env starts a new episode
         self.env = self.env_fn(recipe, r.seed + 1000 * self.counters.episodes)
         self.obs_key = "pixels" if "pixels" in self.env.observation_spec.keys() else "observation"
         self.repeat = action_repeat_of(self.env, recipe)
@@ -203,13 +201,11 @@ class Run:
         finished = []
         for reward, done in zip(rewards, dones):
             c.episode_return += reward
-            c.episode_frames += self.repeat
             if done:
                 finished.append(c.episode_return)
                 c.episodes += 1
                 c.last_return = c.episode_return
-                c.episode_return, c.episode_frames = 0.0, 0
-        c.returns = (c.returns + finished)[-100:]
+                c.episode_return = 0.0
         return finished
 
     def _train(self, updates: int) -> dict[str, float]:
