@@ -2,15 +2,19 @@
 
     python -m benchmarks.learn                       # defaults below; ~1 h on a 2-core CPU
     python -m benchmarks.learn --frames 20000 --pixels
+    python -m benchmarks.learn --frames 100000 --runs-dir runs/learn   # checkpointed: rerun to resume
 
 Prints the eval return at every evaluation, then ``random_return=`` (mean over episodes of uniform random actions on
-the same task) and ``final_return=`` (the mean of the last evaluation) last. The recipe is the ``dmc_proprio`` preset
+the same task) and ``final_return=`` (the mean of the last evaluation) last. With ``--runs-dir`` the run is checkpointed at
+every evaluation and re-running the same command resumes it (a longer ``--frames`` extends it), so a long curve can
+be built over several sittings; without it the run lives in a temporary directory. The recipe is the ``dmc_proprio`` preset
 (or ``dmc_vision`` with ``--pixels``) with a smaller batch (``--batch``) so that it fits the CPU budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import tempfile
 import time
@@ -44,16 +48,21 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=3)
     p.add_argument("--pixels", action="store_true", help="learn from pixels instead of the state vector")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs-dir", default=None, help="keep the run here (checkpoint every eval; rerun to resume)")
     args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory() as runs_dir:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logging.getLogger("dreamer_rl.train").setLevel(logging.INFO)
+    with contextlib.ExitStack() as stack:
+        runs_dir = args.runs_dir or stack.enter_context(tempfile.TemporaryDirectory())
         preset = PRESETS["dmc_vision" if args.pixels else "dmc_proprio"]
         recipe = Recipe.model_validate(deep_merge(preset, {
             "env": {"task": args.task},
             "train": {"batch_size": args.batch, "train_ratio": args.train_ratio},
             "tracking": {"enabled": False},
             "run": {"steps": args.frames, "seed": args.seed, "eval_every": args.eval_every,
-                    "eval_episodes": args.eval_episodes, "save_every": 10 ** 9, "runs_dir": runs_dir},
+                    "eval_episodes": args.eval_episodes, "runs_dir": runs_dir,
+                    "save_every": args.eval_every if args.runs_dir else 10 ** 9,
+                    "name": f"learn-{args.task}-{'pixels' if args.pixels else 'state'}-b{args.batch}-s{args.seed}"},
         }))
         rand = random_return(recipe, args.eval_episodes * 3, seed=10_000 + args.seed)
         start = time.perf_counter()
@@ -64,7 +73,7 @@ def main() -> None:
             run.close()
         minutes = (time.perf_counter() - start) / 60
         print(f"task {args.task} from {'pixels' if args.pixels else 'state'}, batch {args.batch}x50, "
-              f"train ratio {args.train_ratio}, {summary['updates']} updates, {minutes:.1f} min, "
+              f"train ratio {args.train_ratio}, {summary['updates']} updates, {minutes:.1f} min this sitting, "
               f"torch threads {torch.get_num_threads()}")
         print("frames  eval_return")
         for frames, ret in run.counters.evals:

@@ -225,6 +225,7 @@ class Run:
         returns, video = evaluate(eval_env, eval_policy, r.run.eval_episodes, max_steps)
         eval_env.close()
         self.counters.evals.append((step, float(np.mean(returns))))
+        log.info("eval at %d frames: return %.1f over %d episodes", step, float(np.mean(returns)), len(returns))
         if self.tracker:
             self.tracker.log_metrics({"eval/return": float(np.mean(returns))}, step)
             if r.tracking.video and video is not None:
