@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
             if not args.checkpoint:
                 raise UserError("--eval needs --checkpoint PATH (a runs/<name>/checkpoints/latest.pt file)")
-            evaluate_checkpoint(Path(args.checkpoint), video=args.video, episodes=args.__dict__["run.eval_episodes"])
+            evaluate_checkpoint(Path(args.checkpoint), video=args.video, episodes=args.__dict__["run.eval_episodes"],
+                                device=args.__dict__["run.device"])
             return 0
         if args.task is not None:
             setattr(args, "env.task", args.task if args.task.startswith("dmc_") else f"dmc_{args.task}")

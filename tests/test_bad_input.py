@@ -32,6 +32,8 @@ def assert_user_error(result, *fragments: str, cwd: Path) -> None:
         (["--env.from_pixels", "maybe"], ["env.from_pixels", "boolean"]),
         (["--preset", "debgu"], ["unknown preset 'debgu'", "did you mean debug"]),
         (["--eval"], ["--eval needs --checkpoint"]),
+        (["--eval", "--checkpoint", "x.pt", "--run.eval_episodes", "two"], ["run.eval_episodes", "'two'", ">= 1"]),
+        (["--eval", "--checkpoint", "x.pt", "--run.device", "tpu"], ["run.device", "'auto', 'cpu' or 'cuda'"]),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path: Path, args: list[str], fragments: list[str]) -> None:

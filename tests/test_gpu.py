@@ -1,0 +1,85 @@
+"""CUDA checks, run where a GPU is present: ``python -m pytest -m gpu tests/test_gpu.py``.
+
+Deselected from the default run (``-m 'not slow and not gpu'``) and skipped without CUDA. They check what only a
+GPU shows: ``run.device auto`` picks CUDA, the acting policy moves observations from the CPU env to the model's
+device and actions back, a full update runs on the device with finite losses and matches the CPU update's losses,
+and the debug recipe from pixels trains, checkpoints and evaluates on CUDA end to end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from dreamer_rl.agent import Dreamer, build_dreamer
+from dreamer_rl.config import Recipe
+from dreamer_rl.policy import DreamerPolicy
+from dreamer_rl.train import resolve_device
+from recipes.presets import PRESETS
+from tests.helpers import figures, run_recipe
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+def test_auto_device_is_cuda() -> None:
+    assert resolve_device("auto").type == "cuda"
+
+
+def test_policy_acts_on_cuda_and_returns_actions_on_the_env_device() -> None:
+    recipe = Recipe.model_validate(PRESETS["debug"])
+    agent: Dreamer = build_dreamer(recipe, (3, 64, 64), 2).cuda()
+    policy = DreamerPolicy(agent, obs_key="pixels", mode="explore")
+    td = TensorDict({"pixels": torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8),
+                     "is_init": torch.ones(3, 1, dtype=torch.bool)}, [3])
+    out = policy(td)
+    assert out["action"].device.type == "cpu" and out["action"].shape == (3, 2)
+    assert out["next", "recurrent", "deter"].device.type == "cpu"
+    assert out["action"].abs().max() <= 1
+
+
+def test_cuda_networks_match_cpu_and_a_full_update_runs() -> None:
+    import copy
+
+    from dreamer_rl.agent import Learner
+
+    recipe = Recipe.model_validate(PRESETS["debug"])
+    torch.manual_seed(0)
+    cpu_agent = build_dreamer(recipe, (3, 64, 64), 2)
+    cuda_agent = copy.deepcopy(cpu_agent).cuda()
+    pixels = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
+    feat = torch.randn(4, cpu_agent.world_model.rssm.feat_dim)
+    for name, fn in (("embed", lambda a, x, f: a.world_model.embed(x)),
+                     ("decode", lambda a, x, f: a.world_model.decoder(f)),
+                     ("reward", lambda a, x, f: a.world_model.reward(f)),
+                     ("actor mode", lambda a, x, f: a.actor(f, sample=False))):
+        with torch.no_grad():
+            expected, got = fn(cpu_agent, pixels, feat), fn(cuda_agent, pixels.cuda(), feat.cuda()).cpu()
+        torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2, msg=name)  # cuDNN convs may use TF32
+
+    learner = Learner(cuda_agent, recipe, obs_key="pixels")
+    B, T = recipe.train.batch_size, recipe.train.seq_len
+    is_init = torch.zeros(B, T, 1, dtype=torch.bool)
+    is_init[:, 0] = True
+    batch = TensorDict({"pixels": torch.randint(0, 256, (B, T, 3, 64, 64), dtype=torch.uint8),
+                        "action": torch.rand(B, T, 2) * 2 - 1, "reward": torch.randn(B, T, 1), "is_init": is_init,
+                        "terminated": torch.zeros(B, T, 1, dtype=torch.bool)}, [B, T]).cuda()
+    before = [p.detach().clone() for p in cuda_agent.parameters()]
+    metrics = learner.update(batch)
+    assert all(torch.isfinite(v).item() and v.device.type == "cuda" for v in metrics.values())
+    moved = sum(not torch.equal(a, p) for a, p in zip(before, cuda_agent.parameters()))
+    assert moved == len(before)
+
+
+def test_debug_recipe_from_pixels_trains_and_evaluates_on_cuda(tmp_path: Path) -> None:
+    args = ["--task", "cartpole_balance", "--preset", "debug", "--run.name", "gpu", "--run.device", "cuda"]
+    first = run_recipe(tmp_path, *args, "--run.steps", "600")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert int(figures(first.stdout)["frames"]) == 600
+    second = run_recipe(tmp_path, "--eval", "--checkpoint", str(tmp_path / "runs" / "gpu" / "checkpoints" /
+                                                                 "latest.pt"), "--run.device", "cuda")
+    assert second.returncode == 0, second.stderr[-3000:]
+
