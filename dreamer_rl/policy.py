@@ -9,7 +9,9 @@ previous step, filters the posterior and picks an action:
 
 The recurrent state travels with the TensorDict under ``("recurrent", "deter" | "stoch" | "action")``: read at the
 root, written to ``("next", "recurrent", ...)`` so TorchRL's ``step_mdp`` carries it to the next step, and primed
-with zeros at reset by :meth:`DreamerPolicy.primer` (a ``TensorDictPrimer``). Modes: ``"random"`` (prefill: uniform
+with zeros at reset by :meth:`DreamerPolicy.primer` (a ``TensorDictPrimer``); :func:`with_recurrent_state` adds it
+to an env that lacks it. Without it the env's ``step_mdp`` drops the state between steps and the agent would act
+from a single observation, so a missing state anywhere but at an episode start is an error. Modes: ``"random"`` (prefill: uniform
 actions, the state is still filtered), ``"explore"`` (collection), ``"eval"``.
 """
 
@@ -21,7 +23,7 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.data import Unbounded
-from torchrl.envs import TensorDictPrimer
+from torchrl.envs import EnvBase, TensorDictPrimer, TransformedEnv
 
 from dreamer_rl.agent import Dreamer
 
@@ -59,14 +61,21 @@ class DreamerPolicy(TensorDictModuleBase):
         batch = obs.shape[: obs.dim() - len(wm.obs_shape)]
         device = next(self.agent.parameters()).device
 
+        is_init = tensordict.get("is_init", torch.zeros(*batch, 1, dtype=torch.bool)).to(device)
+
         def recurrent(key: tuple[str, str], width: int) -> torch.Tensor:
             value = tensordict.get(key, None)
-            return torch.zeros(*batch, width, device=device) if value is None else value.to(device)
+            if value is not None:
+                return value.to(device)
+            if not bool(is_init.all()):
+                raise ValueError("DreamerPolicy: the recurrent state is missing mid-episode, so the env does not "
+                                 "carry it between steps; add policy.primer() to the env "
+                                 "(dreamer_rl.policy.with_recurrent_state(env, policy))")
+            return torch.zeros(*batch, width, device=device)
 
         deter = recurrent(RECURRENT_KEYS[0], rssm.deter)
         stoch = recurrent(RECURRENT_KEYS[1], rssm.stoch)
         prev_action = recurrent(RECURRENT_KEYS[2], rssm.action_dim)
-        is_init = tensordict.get("is_init", torch.zeros(*batch, 1, dtype=torch.bool)).to(device)
         embed = wm.embed(obs.to(device))
         deter, stoch = rssm.obs_step(deter, stoch, prev_action, embed, is_init)
         feat = rssm.feat(stoch, deter)
@@ -84,3 +93,13 @@ class DreamerPolicy(TensorDictModuleBase):
         tensordict.set(("next", "recurrent", "stoch"), stoch.to(out_device))
         tensordict.set(("next", "recurrent", "action"), action.to(out_device))
         return tensordict
+
+
+def with_recurrent_state(env: EnvBase, policy: DreamerPolicy) -> EnvBase:
+    """``env`` carrying ``policy``'s recurrent state between steps: its primer appended unless already there."""
+    if RECURRENT_KEYS[0] in env.observation_spec.keys(True, True):
+        return env
+    if isinstance(env, TransformedEnv):
+        env.append_transform(policy.primer())
+        return env
+    return TransformedEnv(env, policy.primer())

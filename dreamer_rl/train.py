@@ -34,7 +34,7 @@ from dreamer_rl.agent import Dreamer, Learner, build_dreamer
 from dreamer_rl.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from dreamer_rl.config import Recipe
 from dreamer_rl.errors import UserError
-from dreamer_rl.policy import DreamerPolicy
+from dreamer_rl.policy import DreamerPolicy, with_recurrent_state
 from dreamer_rl.replay import StepRowWriter, make_replay_buffer, replay_state, restore_replay, sample_sequences
 from dreamer_rl.tracking import Tracker
 from dreamer_rl.video import openloop_frames, to_hwc_uint8
@@ -90,7 +90,11 @@ class Counters:
 
 
 def evaluate(env: EnvBase, policy: DreamerPolicy, episodes: int, max_steps: int) -> tuple[list[float], np.ndarray | None]:
-    """Run ``episodes`` greedy episodes; returns their returns and the first episode's frames ``[T, H, W, 3]``."""
+    """Run ``episodes`` greedy episodes; returns their returns and the first episode's frames ``[T, H, W, 3]``.
+
+    The env gets the policy's primer if it lacks it, so the recurrent state is carried from step to step.
+    """
+    env = with_recurrent_state(env, policy)
     mode, policy.mode = policy.mode, "eval"
     returns, video = [], None
     try:
@@ -155,7 +159,7 @@ class Run:
         b = recipe.behavior
         self.policy = DreamerPolicy(self.agent, obs_key=self.obs_key, expl=b.expl, expl_amount=b.expl_amount,
                                     mode="random")
-        self.env.append_transform(self.policy.primer())
+        self.env = with_recurrent_state(self.env, self.policy)
         t = recipe.train
         self.buffer = make_replay_buffer(capacity=t.replay_capacity, seq_len=t.seq_len, batch_size=t.batch_size,
                                          scratch_dir=self.dir / "replay")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torchrl.collectors import Collector
 
@@ -47,3 +48,31 @@ def test_random_prefill_mode_gives_uniform_actions_and_rows() -> None:
     rows = StepRowWriter(obs_keys=("observation",))(batch)
     assert rows.shape[0] == 40 + 2  # two episodes: one reset row each
     torch.testing.assert_close(rows["action"][1:21], a[:20])  # row t+1 stores the action taken at t
+
+
+def test_evaluate_carries_the_recurrent_state_on_an_env_without_the_primer() -> None:
+    """``evaluate`` on a bare env acts exactly as on an env that has the primer (the state is carried)."""
+    from dreamer_rl.train import evaluate
+
+    def bare_env():
+        return make_env("dmc_cartpole_balance", from_pixels=False, max_episode_frames=60, seed=5)
+
+    torch.manual_seed(0)
+    env = bare_env()
+    agent = build_dreamer(SMALL, tuple(env.observation_spec["observation"].shape), env.action_spec.shape[-1])
+    policy = DreamerPolicy(agent, obs_key="observation", mode="eval")
+    primed = bare_env()
+    primed.append_transform(policy.primer())
+    torch.manual_seed(1)  # the posterior is sampled
+    expected, _ = evaluate(primed, policy, 2, 30)
+    torch.manual_seed(1)
+    got, _ = evaluate(env, policy, 2, 30)
+    assert got == expected
+
+
+def test_policy_refuses_a_missing_state_mid_episode() -> None:
+    env = make_env("dmc_cartpole_balance", from_pixels=False, max_episode_frames=60, seed=5)
+    agent = build_dreamer(SMALL, tuple(env.observation_spec["observation"].shape), env.action_spec.shape[-1])
+    policy = DreamerPolicy(agent, obs_key="observation", mode="eval")
+    with pytest.raises(ValueError, match="recurrent state is missing mid-episode.*policy.primer"):
+        env.rollout(3, policy)
