@@ -40,7 +40,7 @@ def random_return(recipe: Recipe, episodes: int, seed: int) -> float:
 
 def learn_recipe(task: str = "dmc_cartpole_balance", frames: int = 50_000, batch: int = 16, train_ratio: float = 0.1,
                  eval_every: int = 5000, eval_episodes: int = 3, pixels: bool = False, seed: int = 0,
-                 runs_dir: str | None = None, keep: bool = False) -> Recipe:
+                 runs_dir: str = "runs", keep: bool = False) -> Recipe:
     """The benchmark's recipe: ``dmc_proprio`` (or ``dmc_vision``) with a smaller batch, no tracking.
 
     ``keep``: checkpoint at every evaluation so that a rerun resumes (otherwise never checkpoint).
