@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
 
             if not args.checkpoint:
                 raise UserError("--eval needs --checkpoint PATH (a runs/<name>/checkpoints/latest.pt file)")
-            evaluate_checkpoint(Path(args.checkpoint), video=args.video, episodes=args.__dict__["run.eval_episodes"],
-                                device=args.__dict__["run.device"])
+            given = resolve_recipe(args).run  # validates --run.* like a training run (one-line errors)
+            episodes = given.eval_episodes if args.__dict__["run.eval_episodes"] is not None else None
+            evaluate_checkpoint(Path(args.checkpoint), video=args.video, episodes=episodes, device=given.device)
             return 0
         if args.task is not None:
             setattr(args, "env.task", args.task if args.task.startswith("dmc_") else f"dmc_{args.task}")

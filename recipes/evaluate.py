@@ -14,7 +14,6 @@ import numpy as np
 from dreamer_rl.agent import build_dreamer
 from dreamer_rl.checkpoint import load_checkpoint, seed_everything
 from dreamer_rl.config import Recipe
-from dreamer_rl.errors import UserError
 from dreamer_rl.policy import DreamerPolicy
 from dreamer_rl.train import default_env_fn, evaluate, resolve_device
 from dreamer_rl.video import write_video
@@ -22,28 +21,25 @@ from dreamer_rl.video import write_video
 log = logging.getLogger(__name__)
 
 
-def evaluate_checkpoint(path: Path, video: str | None = None, episodes: str | None = None,
-                        device: str | None = None) -> float:
+def evaluate_checkpoint(path: Path, video: str | None = None, episodes: int | None = None,
+                        device: str = "auto") -> float:
     """Evaluate the agent in checkpoint ``path``; returns the mean return.
 
-    ``device`` (``--run.device``: auto, cpu or cuda; default auto) is where the agent runs now, whatever device
-    trained it: the checkpoint is read onto the CPU first, so a GPU-trained agent evaluates on a CPU-only machine.
+    ``episodes`` defaults to the stored recipe's ``run.eval_episodes``. ``device`` (auto, cpu or cuda) is where the
+    agent runs now, whatever device trained it: the checkpoint is read onto the CPU first, so a GPU-trained agent
+    evaluates on a CPU-only machine.
     """
-    if device is not None and device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"run.device {device!r} is not allowed; use 'auto', 'cpu' or 'cuda'")
-    if episodes is not None and (not episodes.isdigit() or int(episodes) < 1):
-        raise UserError(f"run.eval_episodes {episodes!r} is not allowed; use a whole number of episodes >= 1")
     state = load_checkpoint(path)
     recipe = Recipe.model_validate(state["recipe"])
     seed_everything(recipe.run.seed)
-    device = resolve_device(device or "auto")
+    device = resolve_device(device)
     env = default_env_fn(recipe, recipe.run.seed + 20_000)
     obs_key = state["obs_key"]
     obs_shape = tuple(env.observation_spec[obs_key].shape)
     agent = build_dreamer(recipe, obs_shape, env.action_spec.shape[-1]).to(device)
     agent.load_state_dict(state["agent"])
     policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval")
-    n = int(episodes) if episodes is not None else recipe.run.eval_episodes
+    n = episodes if episodes is not None else recipe.run.eval_episodes
     max_steps = recipe.env.max_episode_frames // int(state["action_repeat"])
     returns, frames = evaluate(env, policy, n, max_steps)
     env.close()

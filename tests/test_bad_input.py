@@ -32,7 +32,7 @@ def assert_user_error(result, *fragments: str, cwd: Path) -> None:
         (["--env.from_pixels", "maybe"], ["env.from_pixels", "boolean"]),
         (["--preset", "debgu"], ["unknown preset 'debgu'", "did you mean debug"]),
         (["--eval"], ["--eval needs --checkpoint"]),
-        (["--eval", "--checkpoint", "x.pt", "--run.eval_episodes", "two"], ["run.eval_episodes", "'two'", ">= 1"]),
+        (["--eval", "--checkpoint", "x.pt", "--run.eval_episodes", "two"], ["run.eval_episodes", "'two'", "integer"]),
         (["--eval", "--checkpoint", "x.pt", "--run.device", "tpu"], ["run.device", "'auto', 'cpu' or 'cuda'"]),
     ],
 )
