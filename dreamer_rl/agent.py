@@ -21,7 +21,7 @@ from torch import nn
 from dreamer_rl.config import Recipe
 from dreamer_rl.losses import ActorLoss, ValueLoss, WorldModelLoss
 from dreamer_rl.nets import MLP, TanhNormalActor
-from dreamer_rl.runtime import keep_freed_memory
+from dreamer_rl.runtime import flush_denormals, keep_freed_memory
 from dreamer_rl.world_model import WorldModel
 
 
@@ -55,6 +55,7 @@ class Learner(nn.Module):
         super().__init__()
         if recipe.train.keep_freed_memory:
             keep_freed_memory()
+        flush_denormals()  # CPU: subnormals cost ~100x; they build up over a long run
         m, b, t = recipe.model, recipe.behavior, recipe.train
         self.agent = agent
         self.world_model_loss = WorldModelLoss(agent.world_model, kl_kind=m.kl, free_nats=m.free_nats,
