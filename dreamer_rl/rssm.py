@@ -1,23 +1,31 @@
 """The recurrent state-space model (RSSM, Hafner et al. 2019, "Learning Latent Dynamics for Planning from Pixels").
 
-State ``s_t = (h_t, z_t)``: a deterministic part ``h_t`` (``deter`` units) and a stochastic part ``z_t`` (``stoch``).
+State ``s_t = (h_t, z_t)``: a deterministic part ``h_t`` (``deter`` units) and a stochastic part ``z_t``.
 
-    h_t = f(h_{t-1}, z_{t-1}, a_{t-1})          deterministic cell (GRU)
+    h_t = f(h_{t-1}, z_{t-1}, a_{t-1})          transition cell (:mod:`dreamer_rl.nets.cells`)
     z_t ~ p(z_t | h_t)                          prior      (imagination)
     z_t ~ q(z_t | h_t, e_t),  e_t = enc(o_t)    posterior  (filtering)
-    feat_t = [z_t, h_t]                         what every head reads, ``stoch + deter`` wide
+    feat_t = [z_t, h_t]                         what every head reads, ``Z + deter`` wide
+
+Latent kinds (``model.latent``):
+
+- ``gaussian`` (PlaNet, V1): ``z`` is ``S`` wide (``Z = S``); stats are ``[mean, std]`` with
+  ``std = softplus(.) + min_std``; samples are reparameterised.
+- ``categorical`` (V2, V3): ``S`` variables of ``K`` classes, ``z`` is their one-hot samples flattened (``Z = S K``);
+  stats are the logits ``[..., S K]``, mixed with ``unimix`` of the uniform distribution
+  (``p = (1 - u) softmax(l) + u / K``, V3's 1%); samples use straight-through gradients
+  (``z = onehot + p - sg(p)``).
+
+Every distribution is carried as one stats tensor (``[..., 2S]`` or ``[..., S K]``) so the scan stays plain tensors.
 
 Time alignment (see :mod:`dreamer_rl.replay`): stored row ``t`` holds ``o_t`` and the action ``a_{t-1}`` that led to
 it, so step ``t`` of :meth:`RSSM.observe` consumes row ``t``'s action and embedding together. Where ``is_init_t`` is
 set, the previous state and action are zeroed before the step: the recurrent state resets where an episode starts.
 
 Speed: the loop over ``T`` touches only what must be sequential. The action and embedding projections are computed
-for all ``T`` in one matmul before the loop, the noise is drawn once, and the prior head (which depends only on
-``h_t``) runs over ``[B, T]`` after the loop. The step is a pure function of tensors with static shapes (no
-``.item()``, no branching on values), so it can be captured by ``torch.compile`` / CUDA graphs.
-
-Options (DESIGN.md): ``latent`` picks the stochastic-state family (``"gaussian"``: diagonal Gaussian, std =
-softplus(.) + min_std), ``cell`` picks the deterministic cell (``"gru"``).
+for all ``T`` in one matmul before the loop, the noise is drawn once (Gumbel noise for categoricals), and the prior
+head (which depends only on ``h_t``) runs over ``[B, T]`` after the loop. The step is a pure function of tensors
+with static shapes (no ``.item()``, no branching on values), so ``torch.compile`` / CUDA graphs can capture it.
 """
 
 from __future__ import annotations
@@ -28,53 +36,81 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dreamer_rl.nets.mlp import Activation, activation
+from dreamer_rl.nets.distributions import gaussian_kl
+from dreamer_rl.nets.cells import CellKind, make_transition
+from dreamer_rl.nets.mlp import Activation, Norm, activation, norm_layer
 
-LatentKind = Literal["gaussian"]
-CellKind = Literal["gru"]
+LatentKind = Literal["gaussian", "categorical"]
+__all__ = ["RSSM", "RSSMStates", "LatentKind", "CellKind"]
 
 
 class RSSMStates(NamedTuple):
     """Outputs of :meth:`RSSM.observe`, every tensor ``[B, T, ...]``."""
 
     deter: torch.Tensor  # [B, T, D]  h_t
-    stoch: torch.Tensor  # [B, T, S]  z_t ~ q (posterior sample)
-    post_mean: torch.Tensor  # [B, T, S]
-    post_std: torch.Tensor  # [B, T, S]
-    prior_mean: torch.Tensor  # [B, T, S]
-    prior_std: torch.Tensor  # [B, T, S]
+    stoch: torch.Tensor  # [B, T, Z]  z_t ~ q (posterior sample)
+    post: torch.Tensor  # [B, T, 2S] (gaussian mean|std) or [B, T, S*K] (categorical logits)
+    prior: torch.Tensor  # same layout as post
+
+    @property
+    def post_mean(self) -> torch.Tensor:
+        return self.post.chunk(2, -1)[0]
+
+    @property
+    def post_std(self) -> torch.Tensor:
+        return self.post.chunk(2, -1)[1]
+
+    @property
+    def prior_mean(self) -> torch.Tensor:
+        return self.prior.chunk(2, -1)[0]
+
+    @property
+    def prior_std(self) -> torch.Tensor:
+        return self.prior.chunk(2, -1)[1]
+
+
+def _hidden(in_dim: int, hidden: int, layers: int, act: Activation, norm: Norm) -> nn.Sequential:
+    mods: list[nn.Module] = []
+    for _ in range(layers):
+        mods += [nn.Linear(in_dim, hidden, bias=norm == "none"), norm_layer(norm, hidden), activation(act)]
+        in_dim = hidden
+    return nn.Sequential(*mods)
 
 
 class RSSM(nn.Module):
-    """Gaussian-latent RSSM with a GRU cell; see the module docstring for the equations.
+    """RSSM with a choice of latent and cell; see the module docstring for the equations.
 
     :param action_dim: ``A``. :param embed_dim: ``E``, width of the observation embedding.
-    :param stoch: ``S``. :param deter: ``D``. :param hidden: width of the input/output layers around the cell.
-    :param min_std: added to softplus(std) of prior and posterior.
+    :param stoch: ``S`` (Gaussian units or categorical variables). :param classes: ``K`` (categorical only).
+    :param deter: ``D``. :param hidden: width of the input/output layers around the cell.
+    :param min_std: added to softplus(std) (Gaussian). :param unimix: uniform mix of categorical probabilities.
+    :param prior_layers: hidden layers of the prior head (V1/V2 1, V3 2). :param blocks: block GRU blocks.
     """
 
     def __init__(self, action_dim: int, embed_dim: int, *, stoch: int = 30, deter: int = 200, hidden: int = 200,
                  act: Activation = "elu", min_std: float = 0.1, latent: LatentKind = "gaussian",
-                 cell: CellKind = "gru") -> None:
+                 cell: CellKind = "gru", classes: int = 32, unimix: float = 0.0, norm: Norm = "none",
+                 prior_layers: int = 1, blocks: int = 8) -> None:
         super().__init__()
-        if latent != "gaussian":
-            raise ValueError(f"latent kind {latent!r} is not implemented; available: 'gaussian'")
-        if cell != "gru":
-            raise ValueError(f"cell kind {cell!r} is not implemented; available: 'gru'")
-        self.stoch, self.deter, self.action_dim = stoch, deter, action_dim
-        self.min_std = min_std
-        self.act = activation(act)
-        # img_in(cat(z, a)) = W_z z + W_a a + b, split so W_a a is computed for all T at once.
-        self.img_in_stoch = nn.Linear(stoch, hidden)
-        self.img_in_action = nn.Linear(action_dim, hidden, bias=False)
-        self.cell = nn.GRUCell(hidden, deter)
+        if latent not in ("gaussian", "categorical"):
+            raise ValueError(f"latent kind {latent!r}; available: 'gaussian', 'categorical'")
+        self.latent, self.variables = latent, stoch
+        self.classes = classes if latent == "categorical" else 1
+        self.stoch = stoch * classes if latent == "categorical" else stoch  # Z, width of z
+        self.stats_dim = self.stoch if latent == "categorical" else 2 * stoch
+        self.deter, self.action_dim = deter, action_dim
+        self.min_std, self.unimix = min_std, unimix
+        self.transition = make_transition(cell, self.stoch, action_dim, deter, hidden, act=act, norm=norm,
+                                          blocks=blocks)
         # prior p(z | h)
-        self.prior_hidden = nn.Linear(deter, hidden)
-        self.prior_out = nn.Linear(hidden, 2 * stoch)
-        # posterior q(z | h, e) = W_h h + W_e e + b, W_e e computed for all T at once.
-        self.post_in_deter = nn.Linear(deter, hidden)
+        self.prior_hidden = _hidden(deter, hidden, prior_layers, act, norm)
+        self.prior_out = nn.Linear(hidden, self.stats_dim)
+        # posterior q(z | h, e) = act(norm(W_h h + W_e e + b)), W_e e computed for all T at once.
+        self.post_in_deter = nn.Linear(deter, hidden, bias=norm == "none")
         self.post_in_embed = nn.Linear(embed_dim, hidden, bias=False)
-        self.post_out = nn.Linear(hidden, 2 * stoch)
+        self.post_norm = norm_layer(norm, hidden)
+        self.act = activation(act)
+        self.post_out = nn.Linear(hidden, self.stats_dim)
 
     @property
     def feat_dim(self) -> int:
@@ -83,34 +119,86 @@ class RSSM(nn.Module):
 
     @staticmethod
     def feat(stoch: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
-        """``[..., S], [..., D] -> [..., S + D]``."""
+        """``[..., Z], [..., D] -> [..., Z + D]``."""
         return torch.cat([stoch, deter], -1)
 
     def initial(self, batch_shape: tuple[int, ...], device: torch.device | str | None = None,
                 dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        """Zero ``(deter, stoch)`` of shapes ``[*batch_shape, D]`` and ``[*batch_shape, S]``."""
+        """Zero ``(deter, stoch)`` of shapes ``[*batch_shape, D]`` and ``[*batch_shape, Z]``."""
         return (torch.zeros(*batch_shape, self.deter, device=device, dtype=dtype),
                 torch.zeros(*batch_shape, self.stoch, device=device, dtype=dtype))
 
-    def _dist(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, std = out.chunk(2, -1)
-        return mean, F.softplus(std) + self.min_std
+    # ---------------------------------------------------------------- distributions over z
+    def _stats(self, out: torch.Tensor) -> torch.Tensor:
+        """Raw layer output -> stats: ``[mean, softplus(std) + min_std]`` or unimix logits ``[..., S K]``."""
+        if self.latent == "gaussian":
+            mean, std = out.chunk(2, -1)
+            return torch.cat([mean, F.softplus(std) + self.min_std], -1)
+        logits = out.unflatten(-1, (self.variables, self.classes))
+        if self.unimix > 0:
+            probs = (1 - self.unimix) * logits.softmax(-1) + self.unimix / self.classes
+            logits = probs.log()
+        return logits.flatten(-2)
 
-    def prior(self, deter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prior mean and std ``[..., S]`` from ``h`` ``[..., D]`` (any leading dims)."""
-        return self._dist(self.prior_out(self.act(self.prior_hidden(deter))))
+    def sample(self, stats: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """A reparameterised (Gaussian) or straight-through one-hot (categorical) sample ``[..., Z]``.
+
+        ``noise``: standard normal ``[..., S]`` (Gaussian) or standard Gumbel ``[..., S, K]`` (categorical), drawn
+        here when ``None``. ``argmax(l + g)`` with Gumbel ``g`` is an exact categorical sample.
+        """
+        if self.latent == "gaussian":
+            mean, std = stats.chunk(2, -1)
+            return mean + std * (torch.randn_like(std) if noise is None else noise)
+        logits = stats.unflatten(-1, (self.variables, self.classes))  # [..., S, K]
+        if noise is None:
+            noise = -torch.empty_like(logits).exponential_().log()
+        index = (logits + noise).argmax(-1)
+        onehot = F.one_hot(index, self.classes).to(logits.dtype)
+        probs = logits.softmax(-1)
+        return (onehot + probs - probs.detach()).flatten(-2)
+
+    def mode(self, stats: torch.Tensor) -> torch.Tensor:
+        """The most likely ``z``: the mean, or the one-hot argmax per variable."""
+        if self.latent == "gaussian":
+            return stats.chunk(2, -1)[0]
+        logits = stats.unflatten(-1, (self.variables, self.classes))
+        return F.one_hot(logits.argmax(-1), self.classes).to(stats.dtype).flatten(-2)
+
+    def _noise(self, *shape: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        if self.latent == "gaussian":
+            return torch.randn(*shape, self.variables, device=device, dtype=dtype)
+        return -torch.empty(*shape, self.variables, self.classes, device=device, dtype=dtype).exponential_().log()
+
+    def kl(self, stats_q: torch.Tensor, stats_p: torch.Tensor) -> torch.Tensor:
+        """``KL(q || p)`` summed over the latent: ``[..., stats] -> [...]``.
+
+        Gaussian: ``sum_i log(s_p/s_q) + (s_q² + (m_q - m_p)²) / (2 s_p²) - 1/2``.
+        Categorical: ``sum_{s,k} q_{sk} (log q_{sk} - log p_{sk})``.
+        """
+        if self.latent == "gaussian":
+            return gaussian_kl(*stats_q.chunk(2, -1), *stats_p.chunk(2, -1))
+        logq = stats_q.unflatten(-1, (self.variables, self.classes)).log_softmax(-1)
+        logp = stats_p.unflatten(-1, (self.variables, self.classes)).log_softmax(-1)
+        return (logq.exp() * (logq - logp)).sum((-2, -1))
+
+    # ---------------------------------------------------------------- steps
+    def prior(self, deter: torch.Tensor) -> torch.Tensor:
+        """Prior stats from ``h`` ``[..., D]`` (any leading dims)."""
+        return self._stats(self.prior_out(self.prior_hidden(deter)))
+
+    def posterior(self, deter: torch.Tensor, embed_in: torch.Tensor) -> torch.Tensor:
+        """Posterior stats from ``h`` and the projected embedding ``W_e e`` (any leading dims)."""
+        return self._stats(self.post_out(self.act(self.post_norm(self.post_in_deter(deter) + embed_in))))
 
     def img_step(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor,
                  sample: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """One imagined step: ``(h_{t-1}, z_{t-1}, a_{t-1}) -> (h_t, z_t ~ p(. | h_t))``, shapes ``[N, .]``.
 
-        The prior sample is reparameterised, so gradients flow from ``z_t`` into the action (dynamics backprop).
+        The prior sample is reparameterised (or straight-through), so gradients flow from ``z_t`` into the action.
         """
-        x = self.act(self.img_in_stoch(stoch) + self.img_in_action(action))
-        deter = self.cell(x, deter)
-        mean, std = self.prior(deter)
-        stoch = mean + std * torch.randn_like(std) if sample else mean
-        return deter, stoch
+        deter = self.transition(deter, stoch, self.transition.action_input(action))
+        stats = self.prior(deter)
+        return deter, self.sample(stats) if sample else self.mode(stats)
 
     def obs_step(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor, embed: torch.Tensor,
                  is_init: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,10 +209,8 @@ class RSSM(nn.Module):
         if is_init is not None:
             keep = (~is_init).to(deter.dtype)
             deter, stoch, action = deter * keep, stoch * keep, action * keep
-        x = self.act(self.img_in_stoch(stoch) + self.img_in_action(action))
-        deter = self.cell(x, deter)
-        mean, std = self._dist(self.post_out(self.act(self.post_in_deter(deter) + self.post_in_embed(embed))))
-        return deter, mean + std * torch.randn_like(std)
+        deter = self.transition(deter, stoch, self.transition.action_input(action))
+        return deter, self.sample(self.posterior(deter, self.post_in_embed(embed)))
 
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_init: torch.Tensor,
                 state: tuple[torch.Tensor, torch.Tensor] | None = None) -> RSSMStates:
@@ -133,7 +219,7 @@ class RSSM(nn.Module):
         :param embed: ``[B, T, E]`` observation embeddings ``e_t``.
         :param action: ``[B, T, A]`` the action ``a_{t-1}`` stored with ``o_t``.
         :param is_init: ``[B, T, 1]`` bool, episode starts (state reset before the step).
-        :param state: ``(h, z)`` before the first step, ``[B, D], [B, S]``; zeros if ``None``.
+        :param state: ``(h, z)`` before the first step, ``[B, D], [B, Z]``; zeros if ``None``.
         :returns: :class:`RSSMStates`, all ``[B, T, .]``.
         """
         B, T = embed.shape[:2]
@@ -141,19 +227,17 @@ class RSSM(nn.Module):
             f"observe: embed {tuple(embed.shape)}, action {tuple(action.shape)}, is_init {tuple(is_init.shape)}")
         deter, stoch = state if state is not None else self.initial((B,), embed.device, embed.dtype)
         keep = (~is_init.bool()).to(embed.dtype)  # [B, T, 1]
-        act_proj = self.img_in_action(action * keep).unbind(1)  # T x [B, H]
-        emb_proj = self.post_in_embed(embed).unbind(1)  # T x [B, H]
+        act_in = self.transition.action_input(action * keep).unbind(1)  # T x [B, X]
+        emb_in = self.post_in_embed(embed).unbind(1)  # T x [B, H]
         keeps = keep.unbind(1)
-        noise = torch.randn(B, T, self.stoch, device=embed.device, dtype=embed.dtype).unbind(1)
-        deters, stochs, means, stds = [], [], [], []
+        noise = self._noise(B, T, device=embed.device, dtype=embed.dtype).unbind(1)
+        deters, stochs, posts = [], [], []
         for t in range(T):
             deter, stoch = deter * keeps[t], stoch * keeps[t]
-            x = self.act(self.img_in_stoch(stoch) + act_proj[t])
-            deter = self.cell(x, deter)
-            mean, std = self._dist(self.post_out(self.act(self.post_in_deter(deter) + emb_proj[t])))
-            stoch = mean + std * noise[t]
-            deters.append(deter), stochs.append(stoch), means.append(mean), stds.append(std)
+            deter = self.transition(deter, stoch, act_in[t])
+            post = self.posterior(deter, emb_in[t])
+            stoch = self.sample(post, noise[t])
+            deters.append(deter), stochs.append(stoch), posts.append(post)
         deter_bt = torch.stack(deters, 1)  # [B, T, D]
-        prior_mean, prior_std = self.prior(deter_bt)  # [B, T, S], all steps at once
-        return RSSMStates(deter_bt, torch.stack(stochs, 1), torch.stack(means, 1), torch.stack(stds, 1),
-                          prior_mean, prior_std)
+        prior = self.prior(deter_bt)  # [B, T, stats], all steps at once
+        return RSSMStates(deter_bt, torch.stack(stochs, 1), torch.stack(posts, 1), prior)

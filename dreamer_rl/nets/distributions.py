@@ -28,6 +28,16 @@ def gaussian_log_prob(target: torch.Tensor, mean: torch.Tensor, event_dims: int)
     return lp.flatten(-event_dims).sum(-1) if event_dims > 0 else lp
 
 
+def gaussian_kl(mean_q: torch.Tensor, std_q: torch.Tensor, mean_p: torch.Tensor, std_p: torch.Tensor) -> torch.Tensor:
+    """``KL(N(mean_q, std_q) || N(mean_p, std_p))`` summed over the last dim: ``[..., S] -> [...]``.
+
+        KL = sum_i [ log(s_p / s_q) + (s_q² + (m_q - m_p)²) / (2 s_p²) - 1/2 ]
+    """
+    var_ratio = (std_q / std_p).square()
+    mahalanobis = ((mean_q - mean_p) / std_p).square()
+    return 0.5 * (var_ratio + mahalanobis - 1.0 - var_ratio.log()).sum(-1)
+
+
 def mean_gaussian_nll(target: torch.Tensor, mean: torch.Tensor, event_dims: int) -> torch.Tensor:
     """``-mean log N(target | mean, 1)`` over the leading dims, summed over the last ``event_dims`` (a scalar).
 

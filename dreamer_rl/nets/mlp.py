@@ -1,4 +1,8 @@
-"""Multi-layer perceptrons used for every vector encoder, decoder and head."""
+"""Multi-layer perceptrons and normalisation layers used for every vector encoder, decoder and head.
+
+A hidden layer is ``act(norm(W x + b))``: Dreamer V1 uses no norm and ELU; DreamerV2's heads use ELU (LayerNorm
+in its GRU); DreamerV3 uses RMSNorm and SiLU everywhere (its dense layers drop the bias when a norm follows).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import torch
 from torch import nn
 
 Activation = Literal["elu", "relu", "silu", "tanh"]
+Norm = Literal["none", "layer", "rms"]
 
 
 def activation(name: Activation) -> nn.Module:
@@ -23,18 +28,37 @@ def activation(name: Activation) -> nn.Module:
     return {"elu": nn.ELU, "relu": nn.ReLU}[name](inplace=True)
 
 
+def norm_layer(kind: Norm, dim: int, eps: float = 1e-3) -> nn.Module:
+    """``LayerNorm`` / ``RMSNorm`` over the last dim (learned scale; LayerNorm also a shift), or identity.
+
+    RMSNorm: ``x / sqrt(mean(x²) + eps) * g`` (DreamerV3's ``norm: rms``, eps 1e-4 there for its outputs; 1e-3 is
+    the author's LayerNorm eps in DreamerV2).
+    """
+    if kind == "none":
+        return nn.Identity()
+    if kind == "layer":
+        return nn.LayerNorm(dim, eps=eps)
+    if kind == "rms":
+        return nn.RMSNorm(dim, eps=eps)
+    raise ValueError(f"norm {kind!r}; available: 'none', 'layer', 'rms'")
+
+
 class MLP(nn.Sequential):
-    """``layers`` hidden layers of ``units`` with an activation, then a linear output.
+    """``layers`` hidden layers ``act(norm(W x + b))`` of ``units``, then a linear output.
 
     Shapes: ``[..., in_dim] -> [..., out_dim]``; any number of leading dims (heads run over ``[B, T]`` or ``[H, N]``
-    in one call).
+    in one call). ``norm="none"`` reproduces the plain V1 MLP exactly (same modules, same initialisation order).
     """
 
-    def __init__(self, in_dim: int, out_dim: int, *, units: int, layers: int, act: Activation = "elu") -> None:
+    def __init__(self, in_dim: int, out_dim: int, *, units: int, layers: int, act: Activation = "elu",
+                 norm: Norm = "none") -> None:
         modules: list[nn.Module] = []
         dim = in_dim
         for _ in range(layers):
-            modules += [nn.Linear(dim, units), activation(act)]
+            modules.append(nn.Linear(dim, units, bias=norm == "none"))
+            if norm != "none":
+                modules.append(norm_layer(norm, units))
+            modules.append(activation(act))
             dim = units
         modules.append(nn.Linear(dim, out_dim))
         super().__init__(*modules)
