@@ -1,19 +1,29 @@
 """Timing / peak-memory harness for full Dreamer updates.
 
 Every implementation is registered by name in :data:`IMPLEMENTATIONS` as
-``"module:builder"``; a builder has the signature of
-:func:`benchmarks.torchrl_reference.build_torchrl_update`::
+``"module:builder"``; a builder takes the keyword arguments of a size entry
+in :data:`SIZES` plus ``device``. DreamerV1 builders (``torchrl``, ``ours``)
+have the signature of :func:`benchmarks.torchrl_reference.build_torchrl_update`::
 
     build(batch_size, seq_len, deter, stoch, hidden, depth, action_dim,
           horizon, device) -> (update(batch) -> None, make_batch() -> batch)
+
+DreamerV3 builders (``torchrl_v3``, ``ours_v3``) that of
+:func:`benchmarks.torchrl_v3_reference.build_torchrl_v3_update`::
+
+    build(batch_size, seq_len, deter, hidden, stoch, classes, depth, units,
+          blocks, action_dim, horizon, device) -> (update, make_batch)
+
+:data:`ALGORITHMS` says which implementations and sizes belong together.
 
 Command line (one implementation per process, so that peak RSS is not polluted
 by another implementation's allocations)::
 
     python -m benchmarks.speed_harness --impl torchrl --size paper --warmup 1 --iters 3
 
-prints one JSON line. ``--impl torchrl,ours`` (or ``--impl all``) spawns one
-subprocess per implementation, sequentially, and prints one JSON line each.
+prints one JSON line. ``--impl torchrl,ours`` (or ``--impl all``: every
+implementation of the size's algorithm) spawns one subprocess per
+implementation, sequentially, and prints one JSON line each.
 
 Reported fields: ``sec_per_update`` (median over ``iters`` timed updates,
 batch creation excluded), ``sec_per_update_mean`` / ``_min`` / ``_max``,
@@ -51,6 +61,8 @@ import torch
 IMPLEMENTATIONS: dict[str, str] = {
     "torchrl": "benchmarks.torchrl_reference:build_torchrl_update",
     "ours": "benchmarks.ours_update:build_ours_update",
+    "torchrl_v3": "benchmarks.torchrl_v3_reference:build_torchrl_v3_update",
+    "ours_v3": "benchmarks.ours_v3_update:build_ours_v3_update",
 }
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -65,11 +77,50 @@ SIZES: dict[str, dict[str, Any]] = {
         batch_size=4, seq_len=8, deter=16, stoch=4, hidden=16, depth=4,
         action_dim=6, horizon=3,
     ),
+    # DreamerV3 size12m (danijar/dreamerv3 configs): block GRU of 8 blocks
+    # over a 2048 belief, 256-wide RSSM projections, 32 categoricals x 16
+    # classes, CNN depth 16 (channels 32-48-64-64), 256-unit MLPs; batch
+    # 16 x 64, 64x64x3 pixels, horizon 15.
+    "size12m_v3": dict(
+        batch_size=16, seq_len=64, deter=2048, hidden=256, stoch=32,
+        classes=16, depth=16, units=256, blocks=8, action_dim=6, horizon=15,
+    ),
+    # quick checks of the V3 plumbing
+    "small_v3": dict(
+        batch_size=4, seq_len=8, deter=64, hidden=16, stoch=4, classes=4,
+        depth=4, units=16, blocks=4, action_dim=6, horizon=3,
+    ),
+}
+
+# algorithm -> (its implementations, its sizes); a size's keys are its
+# builders' arguments, so an implementation only runs at its algorithm's sizes.
+ALGORITHMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "dreamer_v1": (("torchrl", "ours"), ("paper", "small")),
+    "dreamer_v3": (("torchrl_v3", "ours_v3"), ("size12m_v3", "small_v3")),
 }
 
 
 class ImplementationNotAvailable(RuntimeError):
     """The registered builder of an implementation cannot be imported."""
+
+
+def algorithm_of_size(size: str) -> str:
+    """The algorithm whose builders take ``SIZES[size]``."""
+    for algo, (_, sizes) in ALGORITHMS.items():
+        if size in sizes:
+            return algo
+    raise ValueError(f"unknown size {size!r}; known: {sorted(SIZES)}")
+
+
+def check_pairing(impl: str, size: str) -> None:
+    """Refuse an implementation at another algorithm's size (its builder would not take those arguments)."""
+    algo = algorithm_of_size(size)
+    impls = ALGORITHMS[algo][0]
+    if impl not in impls:
+        raise ImplementationNotAvailable(
+            f"size {size!r} is a {algo} size; its implementations are "
+            f"{list(impls)}, not {impl!r}"
+        )
 
 
 def load_builder(impl: str) -> Callable[..., tuple[Callable, Callable]]:
@@ -87,8 +138,7 @@ def load_builder(impl: str) -> Callable[..., tuple[Callable, Callable]]:
             raise ImplementationNotAvailable(
                 f"implementation {impl!r} is registered as {target!r} but module "
                 f"{module_name!r} does not exist yet (write {module_name.replace('.', '/')}.py "
-                f"defining {func_name}(batch_size, seq_len, deter, stoch, hidden, depth, "
-                f"action_dim, horizon, device) -> (update, make_batch))"
+                f"defining {func_name}(**SIZES[size], device) -> (update, make_batch))"
             ) from err
         raise
     try:
@@ -190,6 +240,7 @@ def run_impl(
     if threads is not None:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
+    check_pairing(impl, size)
     builder = load_builder(impl)
     cfg = dict(SIZES[size])
     update, make_batch = builder(**cfg, device=device)
@@ -255,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
 
         keep_freed_memory()
 
-    impls = sorted(IMPLEMENTATIONS) if args.impl == "all" else args.impl.split(",")
+    impls = (list(ALGORITHMS[algorithm_of_size(args.size)][0]) if args.impl == "all"
+             else args.impl.split(","))
     if len(impls) > 1:
         rc = 0
         for impl in impls:

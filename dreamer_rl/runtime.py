@@ -56,16 +56,17 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-def flush_denormals() -> bool:
+def flush_denormals(on: bool = True) -> bool:
     """Flush subnormal floats to zero on CPU (FTZ + DAZ) for this thread and torch's OpenMP threads.
 
-    Returns whether the CPU supports it (``torch.set_flush_denormal``); safe to call again. Threads that already
-    exist and are not this thread's OpenMP pool (another Python thread's pool, say) keep their own mode.
+    ``on=False`` restores IEEE subnormals (to measure what flushing saves). Returns whether the CPU supports it
+    (``torch.set_flush_denormal``); safe to call again. Threads that already exist and are not this thread's
+    OpenMP pool (another Python thread's pool, say) keep their own mode.
     """
-    if not torch.set_flush_denormal(True):
+    if not torch.set_flush_denormal(on):
         return False
     _restart_openmp_pool()
-    log.debug("subnormal floats flushed to zero (FTZ/DAZ)")
+    log.debug("subnormal floats %s", "flushed to zero (FTZ/DAZ)" if on else "kept (IEEE)")
     return True
 
 

@@ -1,8 +1,9 @@
-"""The TorchRL reference update used by the speed benchmark actually trains."""
+"""The TorchRL reference updates (DreamerV1 and DreamerV3) used by the speed benchmark actually train."""
 
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import sys
 
@@ -16,15 +17,21 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from benchmarks.speed_harness import (  # noqa: E402
+    ALGORITHMS,
+    IMPLEMENTATIONS,
     ImplementationNotAvailable,
     SIZES,
+    check_pairing,
     load_builder,
     time_update,
 )
 from benchmarks.torchrl_reference import build_torchrl_update  # noqa: E402
+from benchmarks.torchrl_v3_reference import build_torchrl_v3_update  # noqa: E402
 
 TINY = dict(batch_size=3, seq_len=4, deter=16, stoch=4, hidden=16, depth=4,
             action_dim=6, horizon=3)
+TINY_V3 = dict(batch_size=2, seq_len=4, deter=16, hidden=8, stoch=2, classes=4,
+               depth=2, units=8, blocks=2, action_dim=2, horizon=2)
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -88,3 +95,58 @@ def test_harness_unknown_or_missing_impl_is_clear():
     if importlib.util.find_spec("benchmarks.ours_update") is None:
         with pytest.raises(ImplementationNotAvailable, match="does not exist yet"):
             load_builder("ours")
+
+
+def test_torchrl_v3_update_steps_world_model_actor_and_value():
+    torch.manual_seed(0)
+    # lr warm-up off: TorchRL's DreamerV3Optimizer starts its warm-up at lr 0
+    update, make_batch = build_torchrl_v3_update(**TINY_V3, lr_warmup=0)
+    batch = make_batch()
+    assert batch.batch_size == torch.Size([2, 4])
+    assert batch["next", "pixels"].shape == (2, 4, 3, 64, 64)
+    assert batch["next", "pixels"].dtype == torch.uint8
+
+    modules = {
+        "world_model": update.world_model,
+        "actor": update.actor_model,
+        "value": update.value_model,
+    }
+    # one optimiser over exactly the world model, actor and value parameters
+    owned = {id(p) for m in modules.values() for p in m.parameters()}
+    stepped = [p for g in update.optimizer.param_groups for p in g["params"]]
+    assert {id(p) for p in stepped} == owned and len(stepped) == len(owned)
+
+    before = {k: _snapshot(m) for k, m in modules.items()}
+    # two updates: the reward / value output layers start at zero (DreamerV3's
+    # init), so their hidden layers get a gradient from the second update on
+    update(batch)
+    update(make_batch())
+    assert set(update.last_losses) >= {
+        "loss_model_reco", "loss_model_reward", "loss_model_dynamic",
+        "loss_model_representation", "loss_model_continue", "loss_actor",
+        "loss_value", "loss_replay_value",
+    }
+    for name, loss in update.last_losses.items():
+        assert torch.isfinite(loss).all(), name
+    for key, module in modules.items():
+        unchanged = set(before[key]) - _changed(module, before[key])
+        assert not unchanged, f"{key}: parameters did not move: {sorted(unchanged)}"
+    # imagination held the world model out only while it ran
+    assert all(p.requires_grad for p in update.world_model.parameters())
+
+
+def test_harness_pairs_implementations_with_their_algorithm_sizes():
+    assert SIZES["size12m_v3"] == dict(
+        batch_size=16, seq_len=64, deter=2048, hidden=256, stoch=32, classes=16,
+        depth=16, units=256, blocks=8, action_dim=6, horizon=15,
+    )
+    for algo, (impls, sizes) in ALGORITHMS.items():
+        assert set(impls) <= set(IMPLEMENTATIONS), algo
+        for impl in impls:
+            for size in sizes:
+                check_pairing(impl, size)
+    with pytest.raises(ImplementationNotAvailable, match="dreamer_v3 size"):
+        check_pairing("torchrl", "small_v3")
+    with pytest.raises(ImplementationNotAvailable, match="dreamer_v1 size"):
+        check_pairing("ours_v3", "paper")
+
