@@ -21,8 +21,10 @@ DreamerV3's size12m (deter 2048 in 8 GRU blocks, hidden 256, 32 latents x 16 cla
 batch 16 x 64, 64x64x3 uint8 pixels, fp32, horizon 15. Ours is ``benchmarks.ours_v3_update`` (our ``Learner`` on
 the ``dreamer_v3`` + ``size12m`` presets); TorchRL's is ``benchmarks.torchrl_v3_reference`` (``DreamerV3Loss`` over
 TorchRL's DreamerV3 modules, ``DreamerV3Optimizer`` through ``DreamerV3OptimizationStepper``, eager). One subprocess
-each, in this invocation. Prints ``sec_per_update_torchrl=``, ``sec_per_update_ours=``, ``peak_rss_mib_torchrl=``,
-``peak_rss_mib_ours=``, then ``speedup_vs_torchrl=`` last. ``--size small_v3`` checks the plumbing in seconds.
+each, in this invocation, and TorchRL again with our allocator setting, like for like. Prints
+``sec_per_update_torchrl=``, ``sec_per_update_ours=``, ``sec_per_update_torchrl_keep_freed_memory=``,
+``speedup_vs_torchrl_same_allocator=``, ``peak_rss_mib_torchrl=``, ``peak_rss_mib_ours=``, then
+``speedup_vs_torchrl=`` last. ``--size small_v3`` checks the plumbing in seconds.
 
 ``--checkpoint PATH``: a checkpoint written by a training run (``dreamer_rl.train.Run.save``). The agent is rebuilt
 from the recipe stored in it (pixels ``[3, 64, 64]`` when ``env.from_pixels``, else a vector whose size, like the
@@ -123,13 +125,18 @@ def dreamer_v1(args: argparse.Namespace) -> None:
 def dreamer_v3(args: argparse.Namespace) -> None:
     results = {impl: harness(impl, args.size, args.warmup, args.iters, args.device, threads=args.threads)
                for impl in ("torchrl_v3", "ours_v3")}
+    # like for like, as for V1: TorchRL with the allocator setting our Learner applies
+    results["torchrl_v3_keep_freed_memory"] = harness("torchrl_v3", args.size, args.warmup, args.iters, args.device,
+                                                      True, threads=args.threads)
     for impl, r in results.items():
         _report(impl, r)
-    ours, ref = results["ours_v3"], results["torchrl_v3"]
+    ours, ref, same = results["ours_v3"], results["torchrl_v3"], results["torchrl_v3_keep_freed_memory"]
     print(f"device={args.device}")
     print(f"size={args.size}")
     print(f"sec_per_update_torchrl={ref['sec_per_update']:.3f}")
     print(f"sec_per_update_ours={ours['sec_per_update']:.3f}")
+    print(f"sec_per_update_torchrl_keep_freed_memory={same['sec_per_update']:.3f}")
+    print(f"speedup_vs_torchrl_same_allocator={same['sec_per_update'] / ours['sec_per_update']:.2f}")
     print(f"peak_rss_mib_torchrl={ref['peak_rss_mib']:.0f}")
     print(f"peak_rss_mib_ours={ours['peak_rss_mib']:.0f}")
     print(f"speedup_vs_torchrl={ref['sec_per_update'] / ours['sec_per_update']:.2f}")
