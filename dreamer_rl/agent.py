@@ -1,13 +1,18 @@
 """The Dreamer agent's networks and one full learning update.
 
-:class:`Dreamer` holds the world model, the actor and the value net; :func:`build_dreamer` builds them from a
-:class:`~dreamer_rl.config.Recipe`. :class:`Learner` owns the three losses and optimisers and performs one update:
+:class:`Dreamer` holds the world model, the actor, the critic (and its slow copy and the return normaliser when the
+recipe asks for them); :func:`build_dreamer` builds them from a :class:`~dreamer_rl.config.Recipe`. :class:`Learner`
+owns the three losses and the optimiser(s) and performs one update:
 
-    1. world model:  L_wm = L_image + L_reward + L_kl (+ L_pcont)   -> model optimiser
-    2. actor:        L_actor from imagined λ-returns                -> actor optimiser
-    3. value:        L_value on the same imagined trajectories      -> value optimiser
+    1. world model:  L_wm = L_image + L_reward + L_kl (+ L_pcont)
+    2. actor:        L_actor from imagined λ-returns (:class:`~dreamer_rl.losses.ActorLoss`)
+    3. critic:       L_value on the same imagined trajectories; then the slow critic follows
 
-Each optimiser clips its own gradient norm. ``update`` returns detached scalar tensors (no host sync inside).
+``train.optimizer = "adam"`` (V1, V2): one Adam per module, each stepped after its own loss, so the actor imagines
+with the freshly updated model, each clipping its own gradient norm. ``"laprop"`` (V3): the three losses are summed
+and one backward and one LaProp step (with adaptive gradient clipping and warm-up) update everything, as the JAX
+original does; the stop-gradients of the losses keep each module trained only by its own terms.
+``update`` returns detached scalar tensors (no host sync inside).
 """
 
 from __future__ import annotations
@@ -20,29 +25,53 @@ from torch import nn
 
 from dreamer_rl.config import Recipe
 from dreamer_rl.losses import ActorLoss, ValueLoss, WorldModelLoss
-from dreamer_rl.nets import MLP, TanhNormalActor
+from dreamer_rl.losses.return_norm import PercentileReturnNorm
+from dreamer_rl.losses.slow_critic import SlowCritic
+from dreamer_rl.nets.actors import make_actor
+from dreamer_rl.nets.heads import ScalarHead
+from dreamer_rl.optim import LaProp
 from dreamer_rl.runtime import flush_denormals, keep_freed_memory
 from dreamer_rl.world_model import WorldModel
 
 
 class Dreamer(nn.Module):
-    """World model + actor + value of one agent."""
+    """World model + actor + critic of one agent (+ slow critic and return normaliser when used)."""
 
-    def __init__(self, world_model: WorldModel, actor: TanhNormalActor, value: MLP) -> None:
+    def __init__(self, world_model: WorldModel, actor: nn.Module, value: nn.Module,
+                 slow_value: SlowCritic | None = None, return_norm: PercentileReturnNorm | None = None) -> None:
         super().__init__()
         self.world_model, self.actor, self.value = world_model, actor, value
+        self.slow_value, self.return_norm = slow_value, return_norm
 
 
 def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], action_dim: int) -> Dreamer:
     """Networks for observations of ``obs_shape`` (``(3, 64, 64)`` pixels or ``(D,)``) and ``action_dim`` actions."""
     m, b = recipe.model, recipe.behavior
     wm = WorldModel(obs_shape, action_dim, stoch=m.stoch, deter=m.deter, hidden=m.hidden, units=m.units,
-                    cnn_depth=m.cnn_depth, act=m.act, min_std=m.min_std, latent=m.latent, cell=m.cell, pcont=m.pcont)
-    feat = wm.rssm.feat_dim
-    actor = TanhNormalActor(feat, action_dim, units=m.units, layers=b.actor_layers, act=m.act,
-                            init_std=b.actor_init_std, min_std=b.actor_min_std)
-    value = MLP(feat, 1, units=m.units, layers=b.value_layers, act=m.act)
-    return Dreamer(wm, actor, value)
+                    cnn_depth=m.cnn_depth, act=m.act, min_std=m.min_std, latent=m.latent, cell=m.cell,
+                    classes=m.classes, unimix=m.unimix, norm=m.norm, prior_layers=m.prior_layers, blocks=m.blocks,
+                    encoder_layers=m.mlp_layers, decoder_layers=m.mlp_layers, reward_layers=m.reward_layers,
+                    pcont=m.pcont, pcont_layers=m.pcont_layers, obs_loss=m.obs_loss, reward_head=m.reward_head,
+                    symlog_inputs=m.symlog_inputs, bins=m.bins)
+    feat, units = wm.rssm.feat_dim, b.actor_units or m.units
+    kw: dict[str, Any] = {}
+    if b.actor_dist == "tanh_normal":
+        kw = dict(init_std=b.actor_init_std, min_std=b.actor_min_std)
+    elif b.actor_dist == "trunc_normal":
+        kw = dict(min_std=b.actor_min_std)
+    elif b.actor_dist == "bounded_normal":
+        kw = dict(min_std=b.actor_min_std, max_std=b.actor_max_std)
+    elif b.actor_dist == "onehot":
+        kw = dict(unimix=b.actor_unimix)
+    actor = make_actor(b.actor_dist, feat, action_dim, units=units, layers=b.actor_layers, act=m.act, norm=m.norm,
+                       **kw)
+    value = ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act, norm=m.norm,
+                       bins=m.bins)
+    slow = (SlowCritic(value, b.slow_critic, every=b.slow_critic_every, rate=b.slow_critic_rate)
+            if b.slow_critic != "none" else None)
+    norm = (PercentileReturnNorm(decay=b.return_norm_decay, limit=b.return_norm_limit)
+            if b.return_norm == "percentile" else None)
+    return Dreamer(wm, actor, value, slow, norm)
 
 
 class Learner(nn.Module):
@@ -53,21 +82,30 @@ class Learner(nn.Module):
 
     def __init__(self, agent: Dreamer, recipe: Recipe, obs_key: str = "pixels") -> None:
         super().__init__()
+        flush_denormals()
         if recipe.train.keep_freed_memory:
             keep_freed_memory()
-        flush_denormals()  # CPU: subnormals cost ~100x; they build up over a long run
         m, b, t = recipe.model, recipe.behavior, recipe.train
         self.agent = agent
         self.world_model_loss = WorldModelLoss(agent.world_model, kl_kind=m.kl, free_nats=m.free_nats,
-                                               kl_scale=m.kl_scale, pcont_scale=m.pcont_scale, discount=b.gamma)
+                                               kl_scale=m.kl_scale, pcont_scale=m.pcont_scale, discount=b.gamma,
+                                               kl_balance=m.kl_balance, free_avg=m.free_avg,
+                                               dyn_scale=m.dyn_scale, rep_scale=m.rep_scale)
         self.world_model_loss.set_keys(observation=obs_key)
         self.actor_loss = ActorLoss(agent.world_model, agent.actor, agent.value, horizon=b.horizon, gamma=b.gamma,
-                                    lambda_=b.lambda_)
-        self.value_loss = ValueLoss(agent.value)
-        adam = dict(eps=t.adam_eps)
-        self.model_opt = torch.optim.Adam(agent.world_model.parameters(), lr=t.model_lr, **adam)
-        self.actor_opt = torch.optim.Adam(agent.actor.parameters(), lr=t.actor_lr, **adam)
-        self.value_opt = torch.optim.Adam(agent.value.parameters(), lr=t.value_lr, **adam)
+                                    lambda_=b.lambda_, actor_grad=b.actor_grad, grad_mix=b.actor_grad_mix,
+                                    entropy=b.actor_entropy, slow_value=agent.slow_value,
+                                    slow_target=b.slow_critic_target, return_norm=agent.return_norm)
+        self.value_loss = ValueLoss(agent.value, slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)
+        self.joint = t.optimizer == "laprop"
+        if self.joint:
+            params = [p for mod in (agent.world_model, agent.actor, agent.value) for p in mod.parameters()]
+            self.opt = LaProp(params, lr=t.lr, eps=t.laprop_eps, agc=t.agc, warmup=t.warmup)
+        else:
+            adam = dict(eps=t.adam_eps)
+            self.model_opt = torch.optim.Adam(agent.world_model.parameters(), lr=t.model_lr, **adam)
+            self.actor_opt = torch.optim.Adam(agent.actor.parameters(), lr=t.actor_lr, **adam)
+            self.value_opt = torch.optim.Adam(agent.value.parameters(), lr=t.value_lr, **adam)
         self.grad_clip = t.grad_clip
 
     def _step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, module: nn.Module) -> torch.Tensor:
@@ -82,25 +120,42 @@ class Learner(nn.Module):
         a = self.agent
         wm_losses, states = self.world_model_loss(batch)
         wm_total = sum(v for k, v in wm_losses.items() if k.startswith("loss_"))
-        model_norm = self._step(wm_total, self.model_opt, a.world_model)
-        actor_losses, imagined = self.actor_loss(states)
-        actor_norm = self._step(actor_losses["loss_actor"], self.actor_opt, a.actor)
-        value_losses = self.value_loss(imagined)
-        value_norm = self._step(value_losses["loss_value"], self.value_opt, a.value)
+        norms: dict[str, torch.Tensor] = {}
+        if self.joint:
+            actor_losses, imagined = self.actor_loss(states)
+            value_losses = self.value_loss(imagined)
+            self.opt.zero_grad(set_to_none=True)
+            (wm_total + actor_losses["loss_actor"] + value_losses["loss_value"]).backward()
+            self.opt.step()
+            norms["all"] = self.opt.last_grad_norm
+        else:
+            norms["model"] = self._step(wm_total, self.model_opt, a.world_model)
+            actor_losses, imagined = self.actor_loss(states)
+            norms["actor"] = self._step(actor_losses["loss_actor"], self.actor_opt, a.actor)
+            value_losses = self.value_loss(imagined)
+            norms["value"] = self._step(value_losses["loss_value"], self.value_opt, a.value)
+        if a.slow_value is not None:
+            a.slow_value.update()
         metrics = {f"train/loss/{k[5:]}": v.detach() for k, v in wm_losses.items() if k.startswith("loss_")}
         metrics.update({
             "train/kl": wm_losses["kl"], "train/loss/actor": actor_losses["loss_actor"].detach(),
-            "train/loss/value": value_losses["loss_value"].detach(), "train/grad_norm/model": model_norm,
-            "train/grad_norm/actor": actor_norm, "train/grad_norm/value": value_norm,
+            "train/loss/value": value_losses["loss_value"].detach(),
             "train/imagined_return": imagined["lambda_return"].mean(),
+            "train/actor_entropy": actor_losses["actor_entropy"], "train/return_scale": actor_losses["return_scale"],
         })
+        metrics.update({f"train/grad_norm/{k}": v for k, v in norms.items() if v is not None})
         return metrics
 
     def optim_state(self) -> dict[str, Any]:
+        if self.joint:
+            return {"all": self.opt.state_dict()}
         return {"model": self.model_opt.state_dict(), "actor": self.actor_opt.state_dict(),
                 "value": self.value_opt.state_dict()}
 
     def load_optim_state(self, state: dict[str, Any]) -> None:
+        if self.joint:
+            self.opt.load_state_dict(state["all"])
+            return
         self.model_opt.load_state_dict(state["model"])
         self.actor_opt.load_state_dict(state["actor"])
         self.value_opt.load_state_dict(state["value"])

@@ -12,8 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dreamer_rl.losses.actor import ActorGrad
 from dreamer_rl.losses.kl import KLKind
-from dreamer_rl.nets.mlp import Activation
+from dreamer_rl.losses.slow_critic import SlowKind
+from dreamer_rl.nets.actors import ActorKind
+from dreamer_rl.nets.heads import HeadKind, ObsLoss
+from dreamer_rl.nets.mlp import Activation, Norm
 from dreamer_rl.rssm import CellKind, LatentKind
 
 
@@ -35,33 +39,67 @@ class EnvConfig(_Section):
 class ModelConfig(_Section):
     """The world model (RSSM, encoder, decoder, heads)."""
 
-    latent: LatentKind = Field("gaussian", description="stochastic latent family")
-    cell: CellKind = Field("gru", description="deterministic recurrent cell")
-    stoch: int = Field(30, description="stochastic state size", ge=1)
+    latent: LatentKind = Field("gaussian", description="stochastic latent: 'gaussian' (V1) or 'categorical' (V2, V3)")
+    cell: CellKind = Field("gru", description="deterministic cell: 'gru' (V1), 'gru_ln' (V2), 'block_gru' (V3)")
+    stoch: int = Field(30, description="Gaussian latent size, or number of categorical variables", ge=1)
+    classes: int = Field(32, description="classes per categorical variable", ge=2)
+    unimix: float = Field(0.0, description="uniform mix of categorical latent probabilities (V3: 0.01)", ge=0, lt=1)
+    blocks: int = Field(8, description="blocks of the block GRU", ge=1)
+    norm: Norm = Field("none", description="norm of hidden layers: 'none' (V1, V2), 'layer', 'rms' (V3)")
+    prior_layers: int = Field(1, description="hidden layers of the RSSM prior head (V3: 2)", ge=1)
     deter: int = Field(200, description="deterministic (recurrent) state size", ge=1)
     hidden: int = Field(200, description="width of the RSSM's input and output layers", ge=1)
     units: int = Field(400, description="width of MLP heads, vector encoder and decoder", ge=1)
     cnn_depth: int = Field(32, description="channel multiplier of the conv encoder and decoder", ge=1)
     act: Activation = Field("elu", description="activation of every hidden layer")
     min_std: float = Field(0.1, description="minimum std of prior and posterior", gt=0)
-    kl: KLKind = Field("free_nats", description="KL regulariser kind")
+    kl: KLKind = Field("free_nats", description="KL kind: 'free_nats' (V1), 'balanced' (V2), 'dyn_rep' (V3)")
     free_nats: float = Field(3.0, description="KL below this many nats per step is not penalised", ge=0)
-    kl_scale: float = Field(1.0, description="weight of the KL term", ge=0)
-    head: Literal["gaussian_mse"] = Field("gaussian_mse", description="likelihood of decoder and reward heads")
-    pcont: bool = Field(False, description="learn a continuation (discount) head and weight returns by it")
+    free_avg: bool = Field(True, description="balanced KL: apply free nats to the batch mean (else per step)")
+    kl_balance: float = Field(0.8, description="balanced KL: weight of the prior's term α", ge=0, le=1)
+    dyn_scale: float = Field(1.0, description="dyn_rep KL: weight of KL(sg(q) || p)", ge=0)
+    rep_scale: float = Field(0.1, description="dyn_rep KL: weight of KL(q || sg(p))", ge=0)
+    kl_scale: float = Field(1.0, description="weight of the KL term(s)", ge=0)
+    obs_loss: ObsLoss = Field("gaussian", description="decoder likelihood: 'gaussian', 'mse', 'symlog_mse'")
+    symlog_inputs: bool = Field(False, description="feed symlog(x) of vector observations to the encoder (V3)")
+    reward_head: HeadKind = Field("gaussian", description="reward head: 'gaussian' or 'symexp_twohot' (V3)")
+    reward_layers: int = Field(2, description="hidden layers of the reward head", ge=1)
+    mlp_layers: int = Field(3, description="hidden layers of the vector encoder and decoder", ge=1)
+    bins: int = Field(255, description="bins of two-hot heads", ge=3)
+    pcont: bool = Field(False, description="learn a continuation head (towards γ(1 - terminated)), weight returns")
+    pcont_layers: int = Field(3, description="hidden layers of the continuation head", ge=1)
     pcont_scale: float = Field(10.0, description="weight of the continuation loss", ge=0)
 
 
 class BehaviorConfig(_Section):
     """How the agent acts and learns to act."""
 
-    kind: Literal["dynamics_backprop"] = Field(
-        "dynamics_backprop", description="actor-critic learned by backprop of λ-returns through the dynamics")
+    actor_dist: ActorKind = Field(
+        "tanh_normal", description="actor distribution: 'tanh_normal' (V1), 'trunc_normal' (V2), "
+        "'bounded_normal' (V3), 'onehot' (discrete)")
+    actor_grad: ActorGrad = Field(
+        "dynamics", description="actor gradient: 'dynamics' (backprop through the model), 'reinforce', 'both'")
+    actor_grad_mix: float = Field(0.1, description="weight of the dynamics gradient with actor_grad 'both'", ge=0,
+                                  le=1)
+    actor_entropy: float = Field(0.0, description="entropy bonus η of the actor", ge=0)
+    actor_unimix: float = Field(0.01, description="uniform mix of the one-hot actor's probabilities", ge=0, lt=1)
+    actor_max_std: float = Field(1.0, description="maximum std of the bounded-normal actor", gt=0)
+    critic_head: HeadKind = Field("gaussian", description="critic: 'gaussian' or 'symexp_twohot' (V3)")
+    slow_critic: SlowKind = Field("none", description="slow critic copy: 'none', 'hard' (V2), 'ema' (V3)")
+    slow_critic_every: int = Field(1, description="updates between slow-critic updates (V2: 100)", ge=1)
+    slow_critic_rate: float = Field(0.02, description="EMA rate of the slow critic", gt=0, le=1)
+    slow_critic_target: bool = Field(False, description="λ-return targets from the slow critic (V2)")
+    slow_critic_reg: float = Field(0.0, description="regulariser towards the slow critic's predictions (V3: 1)",
+                                   ge=0)
+    return_norm: Literal["none", "percentile"] = Field("none", description="return normalisation (V3: percentile)")
+    return_norm_decay: float = Field(0.01, description="EMA rate of the return percentiles", gt=0, le=1)
+    return_norm_limit: float = Field(1.0, description="smallest return scale S", gt=0)
     horizon: int = Field(15, description="imagination horizon H in agent steps", ge=2)
     gamma: float = Field(0.99, description="discount factor γ", gt=0, le=1)
     lambda_: float = Field(0.95, description="λ of the λ-return", ge=0, le=1)
     actor_layers: int = Field(4, description="hidden layers of the actor", ge=1)
     value_layers: int = Field(3, description="hidden layers of the value net", ge=1)
+    actor_units: int = Field(0, description="width of actor and critic (0: model.units)", ge=0)
     actor_init_std: float = Field(5.0, description="initial pre-tanh std of the actor", gt=0)
     actor_min_std: float = Field(1e-4, description="minimum pre-tanh std of the actor", gt=0)
     expl: Literal["additive_gaussian", "random", "none"] = Field(
@@ -82,7 +120,13 @@ class TrainConfig(_Section):
     actor_lr: float = Field(8e-5, description="Adam learning rate of the actor", gt=0)
     value_lr: float = Field(8e-5, description="Adam learning rate of the value net", gt=0)
     adam_eps: float = Field(1e-4, description="Adam epsilon", gt=0)
-    grad_clip: float = Field(100.0, description="global gradient-norm clip per optimiser", gt=0)
+    grad_clip: float = Field(100.0, description="global gradient-norm clip per Adam optimiser", gt=0)
+    optimizer: Literal["adam", "laprop"] = Field(
+        "adam", description="'adam': one Adam per module (V1, V2); 'laprop': one LaProp + AGC over all (V3)")
+    lr: float = Field(4e-5, description="LaProp learning rate (after warm-up)", gt=0)
+    warmup: int = Field(1000, description="LaProp linear learning-rate warm-up in updates", ge=0)
+    agc: float = Field(0.3, description="LaProp adaptive gradient clipping ratio (0: off)", ge=0)
+    laprop_eps: float = Field(1e-20, description="LaProp epsilon", gt=0)
     replay_capacity: int = Field(1_000_000, description="replay capacity in stored steps", ge=100)
     keep_freed_memory: bool = Field(
         True, description="keep freed activation memory for the next update (glibc; avoids page-fault storms)")

@@ -39,6 +39,7 @@ from torch import nn
 from dreamer_rl.nets.distributions import gaussian_kl
 from dreamer_rl.nets.cells import CellKind, make_transition
 from dreamer_rl.nets.mlp import Activation, Norm, activation, norm_layer
+from dreamer_rl.nets.outputs import categorical_kl, unimix_logits
 
 LatentKind = Literal["gaussian", "categorical"]
 __all__ = ["RSSM", "RSSMStates", "LatentKind", "CellKind"]
@@ -134,11 +135,7 @@ class RSSM(nn.Module):
         if self.latent == "gaussian":
             mean, std = out.chunk(2, -1)
             return torch.cat([mean, F.softplus(std) + self.min_std], -1)
-        logits = out.unflatten(-1, (self.variables, self.classes))
-        if self.unimix > 0:
-            probs = (1 - self.unimix) * logits.softmax(-1) + self.unimix / self.classes
-            logits = probs.log()
-        return logits.flatten(-2)
+        return unimix_logits(out.unflatten(-1, (self.variables, self.classes)), self.unimix).flatten(-2)
 
     def sample(self, stats: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """A reparameterised (Gaussian) or straight-through one-hot (categorical) sample ``[..., Z]``.
@@ -152,8 +149,8 @@ class RSSM(nn.Module):
         logits = stats.unflatten(-1, (self.variables, self.classes))  # [..., S, K]
         if noise is None:
             noise = -torch.empty_like(logits).exponential_().log()
-        index = (logits + noise).argmax(-1)
-        onehot = F.one_hot(index, self.classes).to(logits.dtype)
+        index = (logits + noise).argmax(-1, keepdim=True)
+        onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)  # F.one_hot would check indices on the host
         probs = logits.softmax(-1)
         return (onehot + probs - probs.detach()).flatten(-2)
 
@@ -162,7 +159,7 @@ class RSSM(nn.Module):
         if self.latent == "gaussian":
             return stats.chunk(2, -1)[0]
         logits = stats.unflatten(-1, (self.variables, self.classes))
-        return F.one_hot(logits.argmax(-1), self.classes).to(stats.dtype).flatten(-2)
+        return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0).flatten(-2)
 
     def _noise(self, *shape: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         if self.latent == "gaussian":
@@ -177,9 +174,8 @@ class RSSM(nn.Module):
         """
         if self.latent == "gaussian":
             return gaussian_kl(*stats_q.chunk(2, -1), *stats_p.chunk(2, -1))
-        logq = stats_q.unflatten(-1, (self.variables, self.classes)).log_softmax(-1)
-        logp = stats_p.unflatten(-1, (self.variables, self.classes)).log_softmax(-1)
-        return (logq.exp() * (logq - logp)).sum((-2, -1))
+        shape = (self.variables, self.classes)
+        return categorical_kl(stats_q.unflatten(-1, shape), stats_p.unflatten(-1, shape))
 
     # ---------------------------------------------------------------- steps
     def prior(self, deter: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,11 @@
 
 A plain ``nn.Module`` holding the parts; the losses in :mod:`dreamer_rl.losses` read and write TensorDicts and call
 these parts with plain tensors. Observations are either pixels (``[..., 3, 64, 64]`` uint8, conv encoder/decoder) or a
-state vector (``[..., D]`` float, MLP encoder/decoder).
+state vector (``[..., D]`` float, MLP encoder/decoder; ``symlog_inputs`` feeds ``symlog(x)`` to the encoder, as V3).
+
+Options (DESIGN.md's table): the RSSM's latent and cell (:mod:`dreamer_rl.rssm`), the hidden layers' norm, the
+observation likelihood ``obs_loss`` and the reward head kind (:mod:`dreamer_rl.nets.heads`), and a continuation
+head (``pcont``, a Bernoulli over "the episode goes on", trained towards ``γ (1 - terminated)``).
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from typing import Literal
 import torch
 from torch import nn
 
+from dreamer_rl.nets.cells import CellKind
 from dreamer_rl.nets.conv import ConvDecoder, ConvEncoder, preprocess
-from dreamer_rl.nets.mlp import MLP, Activation
-from dreamer_rl.rssm import RSSM, CellKind, LatentKind, RSSMStates
+from dreamer_rl.nets.heads import HeadKind, ObsLoss, ScalarHead, obs_nll
+from dreamer_rl.nets.mlp import MLP, Activation, Norm
+from dreamer_rl.nets.outputs import symlog
+from dreamer_rl.rssm import RSSM, LatentKind, RSSMStates
 
 
 class WorldModel(nn.Module):
@@ -26,42 +33,62 @@ class WorldModel(nn.Module):
 
     def __init__(self, obs_shape: tuple[int, ...], action_dim: int, *, stoch: int = 30, deter: int = 200,
                  hidden: int = 200, units: int = 400, cnn_depth: int = 32, act: Activation = "elu",
-                 min_std: float = 0.1, latent: LatentKind = "gaussian", cell: CellKind = "gru",
+                 min_std: float = 0.1, latent: LatentKind = "gaussian", cell: CellKind = "gru", classes: int = 32,
+                 unimix: float = 0.0, norm: Norm = "none", prior_layers: int = 1, blocks: int = 8,
                  encoder_layers: int = 3, decoder_layers: int = 3, reward_layers: int = 2, pcont: bool = False,
-                 pcont_layers: int = 3) -> None:
+                 pcont_layers: int = 3, obs_loss: ObsLoss = "gaussian", reward_head: HeadKind = "gaussian",
+                 symlog_inputs: bool = False, bins: int = 255) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
         self.pixels = len(self.obs_shape) == 3
+        self.obs_loss, self.symlog_inputs = obs_loss, symlog_inputs
         if self.pixels:
             self.encoder: nn.Module = ConvEncoder(depth=cnn_depth, act=act, image_size=self.obs_shape[-1],
                                                   channels=self.obs_shape[0])
             embed_dim = self.encoder.out_dim
         else:
             embed_dim = units
-            self.encoder = MLP(self.obs_shape[0], embed_dim, units=units, layers=encoder_layers - 1, act=act)
+            self.encoder = MLP(self.obs_shape[0], embed_dim, units=units, layers=encoder_layers - 1, act=act,
+                               norm=norm)
         self.rssm = RSSM(action_dim, embed_dim, stoch=stoch, deter=deter, hidden=hidden, act=act, min_std=min_std,
-                         latent=latent, cell=cell)
+                         latent=latent, cell=cell, classes=classes, unimix=unimix, norm=norm,
+                         prior_layers=prior_layers, blocks=blocks)
         feat = self.rssm.feat_dim
         if self.pixels:
             self.decoder: nn.Module = ConvDecoder(feat, depth=cnn_depth, act=act, channels=self.obs_shape[0])
         else:
-            self.decoder = MLP(feat, self.obs_shape[0], units=units, layers=decoder_layers, act=act)
-        self.reward = MLP(feat, 1, units=units, layers=reward_layers, act=act)
-        self.pcont = MLP(feat, 1, units=units, layers=pcont_layers, act=act) if pcont else None
+            self.decoder = MLP(feat, self.obs_shape[0], units=units, layers=decoder_layers, act=act, norm=norm)
+        self.reward = ScalarHead(feat, kind=reward_head, units=units, layers=reward_layers, act=act, norm=norm,
+                                 bins=bins)
+        self.pcont = MLP(feat, 1, units=units, layers=pcont_layers, act=act, norm=norm) if pcont else None
 
     @property
     def obs_kind(self) -> Literal["pixels", "vector"]:
         return "pixels" if self.pixels else "vector"
 
     def target(self, obs: torch.Tensor) -> torch.Tensor:
-        """What the decoder reconstructs: pixels as float in ``[-0.5, 0.5]``, vectors as they are."""
-        return preprocess(obs) if obs.dtype == torch.uint8 else obs.to(torch.float32)
+        """What the decoder reconstructs: pixels as float in ``[-0.5, 0.5]``, vectors as they are.
 
-    def embed(self, obs: torch.Tensor) -> torch.Tensor:
-        """``[..., *obs_shape] -> [..., E]``, all leading dims in one call."""
-        return self.encoder(obs if self.pixels else obs.to(torch.float32))
+        Pixels come as uint8 ``[0, 255]`` (our envs, the replay) or as float ``[0, 1]`` (TorchRL's
+        ``ToTensorImage``); both reach the networks on the same scale.
+        """
+        if not self.pixels:
+            return obs.to(torch.float32)
+        return preprocess(obs) if obs.dtype == torch.uint8 else obs.to(torch.float32) - 0.5
+
+    def embed(self, obs: torch.Tensor, preprocessed: bool = False) -> torch.Tensor:
+        """``[..., *obs_shape] -> [..., E]``, all leading dims in one call.
+
+        ``preprocessed``: ``obs`` is already :meth:`target`'s output (the loss converts a batch once).
+        """
+        x = obs if preprocessed else self.target(obs)
+        return self.encoder(symlog(x) if self.symlog_inputs and not self.pixels else x)
+
+    def obs_nll(self, target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        """The reconstruction loss of ``pred`` (the decoder's output) against ``target`` (:meth:`target`), a scalar."""
+        return obs_nll(self.obs_loss, target, pred, 3 if self.pixels else 1)
 
     def observe(self, obs: torch.Tensor, action: torch.Tensor, is_init: torch.Tensor,
-                state: tuple[torch.Tensor, torch.Tensor] | None = None) -> RSSMStates:
+                state: tuple[torch.Tensor, torch.Tensor] | None = None, preprocessed: bool = False) -> RSSMStates:
         """Encode ``[B, T, *obs_shape]`` in one call, then filter with the RSSM (see :meth:`RSSM.observe`)."""
-        return self.rssm.observe(self.embed(obs), action.to(torch.float32), is_init, state)
+        return self.rssm.observe(self.embed(obs, preprocessed), action.to(torch.float32), is_init, state)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from dreamer_rl.config import Recipe, deep_merge
 from dreamer_rl.errors import UserError
-from recipes.presets import PRESETS
+from recipes.presets import PRESETS, apply_presets
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -91,13 +91,12 @@ def format_validation_error(err: ValidationError) -> str:
 
 def resolve_recipe(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:
     """Presets in order, then dotted overrides, validated into a frozen :class:`Recipe` (one-line errors)."""
-    merged: dict[str, Any] = dict(base or {})
     for name in args.preset:
         if name not in PRESETS:
             close = difflib.get_close_matches(name, PRESETS, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise UserError(f"unknown preset '{name}'; {hint}available: {', '.join(PRESETS)}")
-        merged = deep_merge(merged, PRESETS[name])
+    merged = apply_presets(args.preset, base)
     overrides: dict[str, Any] = {}
     for name, _ in _leaf_fields(Recipe):
         raw = getattr(args, name, None)

@@ -1,33 +1,138 @@
-"""Named presets: nested dicts of recipe overrides that stack in the order given (``--preset dmc_proprio debug``).
+"""Named presets: nested dicts of recipe overrides that stack in the order given (``--preset dreamer_v3 dmc_proprio``).
 
-Defaults of :class:`dreamer_rl.config.Recipe` are Dreamer V1 on DMC from pixels, so ``dreamer_v1`` is empty.
+Defaults of :class:`dreamer_rl.config.Recipe` are Dreamer V1 on DMC from pixels, so ``dreamer_v1`` only names it.
+An algorithm preset (``dreamer_v1``, ``kl_balance``, ``dreamer_v2``, ``dreamer_v3``) sets ``run.algo``; a domain
+preset (``dmc_vision``, ``dmc_proprio``) then applies that algorithm's authors' settings for the domain (a preset
+given as ``{algo: overrides}`` picks the entry of the ``run.algo`` set so far). Sizes: ``size1m`` ... ``size400m``
+(DreamerV3's table) and ``v2_dmc`` / ``v2_atari`` (DreamerV2's sizes for DMC and Atari).
+
+Train ratios: ours is gradient updates per env frame. The JAX DreamerV3's ``train_ratio`` is replayed steps per
+policy step, so ``updates / frame = train_ratio / (batch · length) / action_repeat``: dmc_proprio 1024 / (16·64) / 2
+= 0.5, dmc_vision 256 / 1024 / 2 = 0.125.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from dreamer_rl.config import deep_merge
+
+ALGO_PRESETS = ("dreamer_v1", "kl_balance", "dreamer_v2", "dreamer_v3")
+
+# DreamerV2 (danijar/dreamerv2 configs.yaml `defaults`): 32x32 categorical latents, LayerNorm GRU 1024, KL balance
+# 0.8, truncated-normal actor learned through the dynamics (continuous; reinforce for discrete), entropy 2e-3,
+# slow critic copied every 100 updates and used for the targets, Adam eps 1e-5, batch 16x50, train every 5 steps.
+_V2 = {
+    "model": {"latent": "categorical", "stoch": 32, "classes": 32, "cell": "gru_ln", "deter": 1024, "hidden": 1024,
+              "units": 400, "cnn_depth": 48, "kl": "balanced", "kl_balance": 0.8, "free_nats": 0.0,
+              "free_avg": True, "kl_scale": 1.0, "reward_layers": 4, "mlp_layers": 4, "pcont_layers": 4,
+              "pcont_scale": 1.0},
+    "behavior": {"actor_dist": "trunc_normal", "actor_grad": "dynamics", "actor_grad_mix": 0.1,
+                 "actor_entropy": 2e-3, "actor_min_std": 0.1, "actor_layers": 4, "value_layers": 4,
+                 "slow_critic": "hard", "slow_critic_every": 100, "slow_critic_target": True, "expl": "none"},
+    "train": {"batch_size": 16, "seq_len": 50, "model_lr": 1e-4, "actor_lr": 8e-5, "value_lr": 2e-4,
+              "adam_eps": 1e-5, "grad_clip": 100.0, "train_ratio": 0.1, "train_every": 10, "prefill": 10_000,
+              "pretrain": 1},
+    "run": {"algo": "dreamer_v2"},
+}
+
+# DreamerV3 (danijar/dreamerv3 configs.yaml, 2024+): block GRU with RMSNorm and SiLU, unimix categoricals, dyn/rep
+# KL with free nats 1, symlog inputs and decoder, symexp two-hot reward and critic, continuation head towards
+# γ(1 - terminated) with γ = 1 - 1/333, REINFORCE actor (bounded normal) with entropy 3e-4 and percentile return
+# normalisation, EMA slow critic (0.02) as a regulariser, one LaProp (lr 4e-5, AGC 0.3, warm-up 1000), batch 16x64.
+# Sizes default to size12m (V3's own default is 200m, far beyond one GPU-day of DMC).
+_V3 = {
+    "model": {"latent": "categorical", "stoch": 32, "classes": 16, "unimix": 0.01, "cell": "block_gru",
+              "blocks": 8, "deter": 2048, "hidden": 256, "units": 256, "cnn_depth": 16, "act": "silu",
+              "norm": "rms", "prior_layers": 2, "kl": "dyn_rep", "free_nats": 1.0, "dyn_scale": 1.0,
+              "rep_scale": 0.1, "kl_scale": 1.0, "obs_loss": "symlog_mse", "symlog_inputs": True,
+              "reward_head": "symexp_twohot", "reward_layers": 1, "mlp_layers": 3, "pcont": True,
+              "pcont_layers": 1, "pcont_scale": 1.0},
+    "behavior": {"actor_dist": "bounded_normal", "actor_grad": "reinforce", "actor_entropy": 3e-4,
+                 "actor_min_std": 0.1, "actor_max_std": 1.0, "actor_layers": 3, "value_layers": 3,
+                 "critic_head": "symexp_twohot", "slow_critic": "ema", "slow_critic_rate": 0.02,
+                 "slow_critic_every": 1, "slow_critic_reg": 1.0, "slow_critic_target": False,
+                 "return_norm": "percentile", "horizon": 15, "gamma": 1 - 1 / 333, "lambda_": 0.95, "expl": "none"},
+    "train": {"optimizer": "laprop", "lr": 4e-5, "agc": 0.3, "warmup": 1000, "laprop_eps": 1e-20,
+              "batch_size": 16, "seq_len": 64, "train_ratio": 0.125, "train_every": 10, "prefill": 5000,
+              "pretrain": 1},
+    "run": {"algo": "dreamer_v3"},
+}
+
+_V3_SIZES = {  # deter, hidden, classes, cnn depth, MLP units (dreamerv3 configs.yaml size* blocks)
+    "size1m": (512, 64, 4, 4, 64), "size12m": (2048, 256, 16, 16, 256), "size25m": (3072, 384, 24, 24, 384),
+    "size50m": (4096, 512, 32, 32, 512), "size100m": (6144, 768, 48, 48, 768),
+    "size200m": (8192, 1024, 64, 64, 1024), "size400m": (12288, 1536, 96, 96, 1536),
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Dreamer V1 (Hafner et al. 2020): the defaults of the recipe.
     "dreamer_v1": {"run": {"algo": "dreamer_v1"}},
-    # DMC from pixels: 64x64 RGB, action repeat 2, 1000-frame episodes (the defaults, named for clarity).
-    "dmc_vision": {"env": {"from_pixels": True, "action_repeat": 2}},
-    # DMC from the state vector. Free nats 1 instead of 3 (DreamerV2's proprio setting): a few state dims carry
-    # under 3 nats per step, so with 3 free nats the mean KL sits below the threshold, the KL term has no gradient
-    # and the prior, which imagination rolls out, is never trained (measured: KL 1.5-3.3 over the first 180
-    # updates on cartpole_balance).
-    "dmc_proprio": {"env": {"from_pixels": False}, "model": {"free_nats": 1.0}},
+    # The PyTorch V1/V2 seed's "Dreamerv2": V1 with KL balancing (α 0.8), Gaussian latents, tanh-normal actor.
+    "kl_balance": {"model": {"kl": "balanced", "kl_balance": 0.8, "free_avg": True}, "run": {"algo": "kl_balance"}},
+    "dreamer_v2": _V2,
+    "dreamer_v3": _V3,
+    # DMC from pixels: 64x64 RGB, action repeat 2, 1000-frame episodes.
+    "dmc_vision": {"per_algo": {
+        "dreamer_v1": {"env": {"from_pixels": True, "action_repeat": 2}},
+        "kl_balance": {"env": {"from_pixels": True, "action_repeat": 2}},
+        # dreamerv2 `dmc_vision`: deter/hidden 200, free nats 1, lr 3e-4 / 8e-5 / 8e-5, entropy 1e-4, prefill 1000
+        "dreamer_v2": {"env": {"from_pixels": True, "action_repeat": 2},
+                       "model": {"deter": 200, "hidden": 200, "free_nats": 1.0},
+                       "behavior": {"actor_entropy": 1e-4},
+                       "train": {"model_lr": 3e-4, "actor_lr": 8e-5, "value_lr": 8e-5, "prefill": 1000,
+                                 "pretrain": 100}},
+        # dreamerv3 `dmc_vision`: train ratio 256; images use a plain MSE
+        "dreamer_v3": {"env": {"from_pixels": True, "action_repeat": 2}, "model": {"obs_loss": "mse"},
+                       "train": {"train_ratio": 0.125}},
+    }},
+    # DMC from the state vector. V1: free nats 1 instead of 3 (DreamerV2's proprio setting): a few state dims carry
+    # under 3 nats per step, so with 3 free nats the KL term has no gradient and the prior is never trained
+    # (measured: KL 1.5-3.3 over the first 180 updates on cartpole_balance).
+    "dmc_proprio": {"per_algo": {
+        "dreamer_v1": {"env": {"from_pixels": False}, "model": {"free_nats": 1.0}},
+        "kl_balance": {"env": {"from_pixels": False}, "model": {"free_nats": 1.0}},
+        "dreamer_v2": {"env": {"from_pixels": False},
+                       "model": {"deter": 200, "hidden": 200, "free_nats": 1.0},
+                       "behavior": {"actor_entropy": 1e-4},
+                       "train": {"model_lr": 3e-4, "actor_lr": 8e-5, "value_lr": 8e-5, "prefill": 1000,
+                                 "pretrain": 100}},
+        # dreamerv3 `dmc_proprio`: size1m, train ratio 1024 (0.5 updates per frame at action repeat 2)
+        "dreamer_v3": {"env": {"from_pixels": False}, "model": {"obs_loss": "symlog_mse"},
+                       "train": {"train_ratio": 0.5}},
+    }},
     # PlaNet's per-domain action repeats (cartpole 8, cheetah 4, ...).
     "planet_repeat": {"env": {"action_repeat": "planet"}},
     # Learn a continuation head and weight imagined returns by it (google-research/dreamer `pcont`).
     "pcont": {"model": {"pcont": True}},
+    # DreamerV2's sizes: DMC (deter/hidden 200) and Atari (600).
+    "v2_dmc": {"model": {"deter": 200, "hidden": 200}},
+    "v2_atari": {"model": {"deter": 600, "hidden": 600}},
     # Everything small so a whole run (collect, train, eval, log, save) ends in well under a minute on a CPU.
     "debug": {
         "env": {"max_episode_frames": 200},
-        "model": {"stoch": 8, "deter": 32, "hidden": 32, "units": 32, "cnn_depth": 4},
+        "model": {"stoch": 8, "classes": 4, "deter": 32, "hidden": 32, "units": 32, "cnn_depth": 4, "blocks": 4},
         "behavior": {"horizon": 5, "actor_layers": 2, "value_layers": 2},
         "train": {"batch_size": 4, "seq_len": 10, "train_every": 100, "train_ratio": 0.05, "prefill": 200,
-                  "pretrain": 2, "replay_capacity": 2000},
+                  "pretrain": 2, "replay_capacity": 2000, "warmup": 10},
         "run": {"steps": 1000, "log_every": 200, "eval_every": 500, "save_every": 500},
     },
 }
+for _name, (_deter, _hidden, _classes, _depth, _units) in _V3_SIZES.items():
+    PRESETS[_name] = {"model": {"deter": _deter, "hidden": _hidden, "classes": _classes, "cnn_depth": _depth,
+                                "units": _units}}
+# dreamerv3 `dmc_proprio` trains size1m
+PRESETS["dmc_proprio"]["per_algo"]["dreamer_v3"] = deep_merge(PRESETS["size1m"],
+                                                              PRESETS["dmc_proprio"]["per_algo"]["dreamer_v3"])
+
+
+def apply_presets(names: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge the presets ``names`` in order onto ``base``; ``KeyError(name)`` for an unknown one."""
+    merged: dict[str, Any] = dict(base or {})
+    for name in names:
+        preset = PRESETS[name]
+        if "per_algo" in preset:
+            algo = merged.get("run", {}).get("algo", "dreamer_v1")
+            preset = preset["per_algo"].get(algo, preset["per_algo"]["dreamer_v1"])
+        merged = deep_merge(merged, preset)
+    return merged

@@ -1,17 +1,24 @@
-"""World-model loss (Dreamer V1 / PlaNet): reconstruction, reward, KL with free nats, optional continuation.
+"""World-model loss (PlaNet, Dreamer V1, V2, V3 by options): reconstruction, reward, KL, optional continuation.
 
 For a batch of stored rows ``[B, T]`` (time alignment in :mod:`dreamer_rl.replay`: row ``t`` holds ``o_t``, the
 action ``a_{t-1}`` that led to it, the reward ``r_t`` received with it, ``is_init_t`` and ``terminated_t``):
 
     (h_t, z_t) ~ q(. | h_{t-1}, z_{t-1}, a_{t-1}, o_t)        posterior filter over T (:meth:`RSSM.observe`)
-    L_image  = -mean_{b,t} log N(o_t | dec(feat_t), 1)      summed over pixels / vector entries
-    L_reward = -mean_{b,t} log N(r_t | rew(feat_t), 1)
-    L_kl     = max(mean_{b,t} KL(q_t || p_t), free_nats)     (:func:`dreamer_rl.losses.kl.kl_loss`)
+    L_image  = mean_{b,t} ℓ_obs(o_t, dec(feat_t))           summed over pixels / vector entries (model.obs_loss:
+                                                            Gaussian NLL, MSE, or symlog MSE)
+    L_reward = mean_{b,t} ℓ_rew(r_t, feat_t)                 Gaussian NLL or symexp two-hot (ScalarHead.loss)
+    L_kl     = KL terms of model.kl                          (:func:`dreamer_rl.losses.kl.kl_terms`): ``loss_kl``,
+                                                            or ``loss_dyn`` + ``loss_rep`` for V3
     L_pcont  = -mean_{b,t} log Bern(γ (1 - terminated_t) | cont(feat_t))      only with a continuation head
 
     L = image_scale L_image + reward_scale L_reward + kl_scale L_kl + pcont_scale L_pcont
 
 Only termination (not time-limit truncation) trains the continuation target towards zero.
+
+The batch must be stored rows (above), not TorchRL's transition layout (``o_t, a_t, ("next", r_{t+1}),
+("next", o_{t+1})``): a batch carrying ``("next", <observation>)`` or ``("next", "reward")`` is refused with an error
+naming :class:`~dreamer_rl.replay.StepRowWriter`, which turns collector output into rows. Pixels may be uint8
+``[0, 255]`` or float ``[0, 1]`` (TorchRL's ``ToTensorImage``): both reach the networks on the same scale.
 """
 
 from __future__ import annotations
@@ -24,9 +31,13 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey
 from torchrl.objectives.common import LossModule
 
-from dreamer_rl.losses.kl import KLKind, kl_loss
-from dreamer_rl.nets.distributions import mean_gaussian_nll
+from dreamer_rl.losses.kl import KLKind, kl_terms
 from dreamer_rl.world_model import WorldModel
+
+ROW_LAYOUT_ERROR = (
+    "WorldModelLoss: the batch is in TorchRL's transition layout (it has {key!r}); the world model trains on stored "
+    "rows, where row t holds o_t, the action a_(t-1) that led to it and the reward r_t received with it. Turn "
+    "collector output into rows with dreamer_rl.replay.StepRowWriter (see examples/standalone_losses.py)")
 
 
 class WorldModelLoss(LossModule):
@@ -67,33 +78,58 @@ class WorldModelLoss(LossModule):
 
     def __init__(self, world_model: WorldModel, *, kl_kind: KLKind = "free_nats", free_nats: float = 3.0,
                  kl_scale: float = 1.0, image_scale: float = 1.0, reward_scale: float = 1.0,
-                 pcont_scale: float = 10.0, discount: float = 0.99) -> None:
+                 pcont_scale: float = 10.0, discount: float = 0.99, kl_balance: float = 0.8, free_avg: bool = True,
+                 dyn_scale: float = 1.0, rep_scale: float = 0.1) -> None:
         super().__init__()
         self.world_model = world_model
         self.kl_kind, self.free_nats, self.kl_scale = kl_kind, free_nats, kl_scale
+        self.kl_options = dict(balance=kl_balance, free_avg=free_avg, dyn_scale=dyn_scale, rep_scale=rep_scale)
         self.image_scale, self.reward_scale, self.pcont_scale = image_scale, reward_scale, pcont_scale
         self.discount = discount
+
+    @property
+    def in_keys(self) -> list[NestedKey]:  # noqa: D102
+        k = self.tensor_keys
+        keys = [k.observation, k.action, k.reward, k.is_init]
+        return keys + [k.terminated] if self.world_model.pcont is not None else keys
+
+    @property
+    def out_keys(self) -> list[str]:  # noqa: D102
+        kl = ["loss_dyn", "loss_rep"] if self.kl_kind == "dyn_rep" else ["loss_kl"]
+        pcont = ["loss_pcont"] if self.world_model.pcont is not None else []
+        return ["loss_image", "loss_reward", *kl, *pcont, "kl"]
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
         pass
 
+    def _check_layout(self, tensordict: TensorDictBase) -> None:
+        keys = self.tensor_keys
+        if "next" not in tensordict.keys():
+            return
+        for key in (keys.observation, keys.reward):
+            nested = ("next", *key) if isinstance(key, tuple) else ("next", key)
+            if nested in tensordict.keys(include_nested=True):
+                raise ValueError(ROW_LAYOUT_ERROR.format(key=nested))
+
     def forward(self, tensordict: TensorDictBase) -> tuple[TensorDict, TensorDict]:  # noqa: D102
         keys = self.tensor_keys
         wm = self.world_model
+        self._check_layout(tensordict)
         obs = tensordict.get(keys.observation)
         action = tensordict.get(keys.action)
         reward = tensordict.get(keys.reward).to(torch.float32)
         is_init = tensordict.get(keys.is_init)
         B, T = tensordict.shape[:2]
         target = wm.target(obs)  # float, converted once: [B, T, 3, 64, 64] in [-0.5, 0.5] or [B, T, D]
-        states = wm.observe(target, action, is_init)
+        states = wm.observe(target, action, is_init, preprocessed=True)
         feat = wm.rssm.feat(states.stoch, states.deter)  # [B, T, F]
-        image = mean_gaussian_nll(target, wm.decoder(feat), 3 if wm.pixels else 1)
-        reward_loss = mean_gaussian_nll(reward, wm.reward(feat), 1)
-        kl, kl_value = kl_loss(states.post_mean, states.post_std, states.prior_mean, states.prior_std,
-                               kind=self.kl_kind, free_nats=self.free_nats)
-        losses = {"loss_image": self.image_scale * image, "loss_reward": self.reward_scale * reward_loss,
-                  "loss_kl": self.kl_scale * kl, "kl": kl_value}
+        image = wm.obs_nll(target, wm.decoder(feat))
+        reward_loss = wm.reward.loss(feat, reward).mean()
+        kl, kl_value = kl_terms(states.post, states.prior, kind=self.kl_kind, free_nats=self.free_nats,
+                                kl=wm.rssm.kl, **self.kl_options)
+        losses = {"loss_image": self.image_scale * image, "loss_reward": self.reward_scale * reward_loss}
+        losses.update({f"loss_{k}": self.kl_scale * v for k, v in kl.items()})
+        losses["kl"] = kl_value
         if wm.pcont is not None:
             target = self.discount * (~tensordict.get(keys.terminated).bool()).to(torch.float32)
             pcont = F.binary_cross_entropy_with_logits(wm.pcont(feat), target)

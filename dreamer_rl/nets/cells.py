@@ -111,6 +111,9 @@ class BlockGRU(nn.Module):
         return self.in_action(action)
 
     def forward(self, deter: torch.Tensor, stoch: torch.Tensor, action_in: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        lead = deter.shape[:-1]  # any leading dims (an unbatched env step has none)
+        deter, stoch, action_in = deter.reshape(-1, self.deter), stoch.reshape(-1, stoch.shape[-1]), \
+            action_in.reshape(-1, action_in.shape[-1])
         N, g = deter.shape[0], self.blocks
         x = torch.cat([self.in_deter(deter), self.in_stoch(stoch), action_in], -1)  # [N, 3H]
         h_blocks = deter.view(N, g, -1).transpose(0, 1)  # [g, N, d]
@@ -124,7 +127,7 @@ class BlockGRU(nn.Module):
         cand = torch.tanh(reset * cand)
         update = torch.sigmoid(update - 1)
         new = update * cand + (1 - update) * h_blocks  # [g, N, d]
-        return new.transpose(0, 1).reshape(N, self.deter)
+        return new.transpose(0, 1).reshape(*lead, self.deter)
 
 
 def make_transition(kind: CellKind, stoch: int, action_dim: int, deter: int, hidden: int, *, act: Activation,

@@ -1,12 +1,6 @@
-"""Action distributions and likelihood helpers.
+"""Gaussian likelihood helpers (the V1 heads).
 
-Dreamer V1's actor is a tanh-transformed diagonal Gaussian: with raw network outputs ``(m, s)``,
-
-    mean = 5 * tanh(m / 5)            (keeps the pre-tanh mean in [-5, 5])
-    std  = softplus(s + softplus^-1(init_std)) + min_std
-    a    = tanh(mean + std * eps),  eps ~ N(0, I)
-
-so that an untrained actor acts with std ``init_std`` (5) before the squash, i.e. almost uniformly in [-1, 1].
+The actors live in :mod:`dreamer_rl.nets.actors`; ``TanhNormalActor`` is re-exported here for existing imports.
 """
 
 from __future__ import annotations
@@ -15,9 +9,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from dreamer_rl.nets.mlp import MLP, Activation
+from dreamer_rl.nets.actors import TanhNormalActor
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -50,31 +43,4 @@ def mean_gaussian_nll(target: torch.Tensor, mean: torch.Tensor, event_dims: int)
     return 0.5 * sse / count + 0.5 * _LOG_2PI * event
 
 
-class TanhNormalActor(nn.Module):
-    """``[..., feat] -> [..., A]`` actions in [-1, 1], reparameterised (gradients flow into ``feat``).
-
-    ``forward(feat, sample=True)`` returns a sample (``rsample``); ``sample=False`` returns the deterministic
-    mode approximation ``tanh(mean)`` used for evaluation.
-    """
-
-    def __init__(self, feat_dim: int, action_dim: int, *, units: int, layers: int, act: Activation = "elu",
-                 init_std: float = 5.0, min_std: float = 1e-4, mean_scale: float = 5.0) -> None:
-        super().__init__()
-        self.net = MLP(feat_dim, 2 * action_dim, units=units, layers=layers, act=act)
-        self.raw_init_std = math.log(math.expm1(init_std))
-        self.min_std = min_std
-        self.mean_scale = mean_scale
-        self.action_dim = action_dim
-
-    def params(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pre-tanh mean and std, each ``[..., A]``."""
-        mean, std = self.net(feat).chunk(2, -1)
-        mean = self.mean_scale * torch.tanh(mean / self.mean_scale)
-        std = F.softplus(std + self.raw_init_std) + self.min_std
-        return mean, std
-
-    def forward(self, feat: torch.Tensor, sample: bool = True) -> torch.Tensor:  # noqa: D102
-        mean, std = self.params(feat)
-        if not sample:
-            return torch.tanh(mean)
-        return torch.tanh(mean + std * torch.randn_like(mean))
+__all__ = ["TanhNormalActor", "gaussian_log_prob", "mean_gaussian_nll"]
