@@ -1,7 +1,8 @@
 """Actor heads of the Dreamer family: an MLP on the model features, then an action distribution.
 
 One interface for every family: ``actor(feat, sample=True) -> action [..., A]`` (``sample=False``: the
-deterministic action used at evaluation) and ``actor.dist(feat)``, a :class:`torch.distributions.Distribution` over
+deterministic action used at evaluation; in [-1, 1] for every family, as are the samples of all but
+:class:`BoundedNormalActor`, whose samples the env side must clip) and ``actor.dist(feat)``, a :class:`torch.distributions.Distribution` over
 actions ``[..., A]`` with ``rsample()``, ``sample()``, ``log_prob(action) -> [...]`` (summed over the action dims),
 ``entropy() -> [...]`` and ``mode``.
 
@@ -9,7 +10,7 @@ actions ``[..., A]`` with ``rsample()``, ``sample()``, ``log_prob(action) -> [..
 |---|---|---|---|---|
 | :class:`TanhNormalActor` | Dreamer V1 (``dreamer`` ``tanh_normal``) | ``5 tanh(m / 5)`` pre-tanh | ``softplus(s + softplus⁻¹(5)) + 1e-4`` | ``tanh(N)``, (-1, 1) |
 | :class:`TruncNormalActor` | DreamerV2 ``common/nets.py`` ``DistLayer`` ``trunc_normal`` | ``tanh(m)`` | ``2 σ((s + init_std) / 2) + 0.1`` | ``N`` truncated to [-1, 1] |
-| :class:`BoundedNormalActor` | DreamerV3 ``embodied/jax/heads.py`` ``Head.bounded_normal`` | ``tanh(m)`` | ``0.9 σ(s + 2) + 0.1`` | ``N``, unbounded |
+| :class:`BoundedNormalActor` | DreamerV3 ``embodied/jax/heads.py`` ``Head.bounded_normal`` | ``tanh(m)`` | ``0.9 σ(s + 2) + 0.1`` | ``N``, unbounded (env clips) |
 | :class:`OneHotActor` | DreamerV2 ``OneHotDist``, V3 ``outs.OneHot`` (unimix) | | | one-hot over ``A`` |
 
 ``m, s`` are the two halves of the MLP output (the author's two dense layers ``mean``/``stddev``, here one layer of
@@ -295,16 +296,16 @@ class BoundedNormalActor(_MLPActor):
     """DreamerV3's continuous actor: ``N(tanh(m), (max_std - min_std) σ(s + 2) + min_std)``, not truncated.
 
     From ``embodied/jax/heads.py`` ``Head.bounded_normal`` with ``configs.yaml`` ``policy: {minstd: 0.1, maxstd:
-    1.0}``: an untrained actor has std ``0.9 σ(2) + 0.1 ≈ 0.893``. The author's sample is the plain normal sample:
-    it is what the world model and the replay see, and only the env wrapper (``ClipAction`` in ``dreamerv3/main.py``
-    ``wrap_env``) clips it to the action bounds. Here :meth:`dist` gives that plain ``Independent(Normal)`` (``rsample``
-    and ``sample`` unbounded, analytic ``entropy``, ``log_prob`` of the unclipped sample as the author's REINFORCE
-    actor loss takes it), while ``forward(feat)`` returns the sample clipped to [-1, 1] with a straight-through
-    gradient, so every actor's ``forward`` hands out actions in the env's range. ``sample=False``: ``tanh(m)``.
+    1.0}``: an untrained actor has std ``0.9 σ(2) + 0.1 ≈ 0.893``. :meth:`dist` is a plain ``Independent(Normal)``
+    (``rsample`` reparameterised, analytic ``entropy``). As the author's, the sample is **not** bounded: the world
+    model, the replay and the REINFORCE term (``logp`` of the sampled action) all take the raw sample, and only the
+    env side clips it (``dreamerv3/main.py`` ``wrap_env`` adds ``embodied.wrappers.ClipAction`` for every continuous
+    action). So ``forward(feat)`` returns the raw sample, which can leave [-1, 1]: whoever sends it to an env clips
+    it there. ``forward(feat, sample=False)`` returns the mean ``tanh(m)``, inside (-1, 1).
 
     >>> actor = BoundedNormalActor(30, 6, units=64, layers=2)
-    >>> bool(actor(3 * torch.randn(8, 30)).abs().max() <= 1)
-    True
+    >>> actor(torch.randn(8, 30)).shape, bool(actor(torch.randn(8, 30), sample=False).abs().max() < 1)
+    (torch.Size([8, 6]), True)
     """
 
     def __init__(self, feat_dim: int, action_dim: int, *, units: int, layers: int, act: Activation = "elu",
@@ -320,10 +321,6 @@ class BoundedNormalActor(_MLPActor):
     def dist(self, feat: torch.Tensor) -> Independent:  # noqa: D102
         mean, std = self.params(feat)
         return Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
-
-    def forward(self, feat: torch.Tensor, sample: bool = True) -> torch.Tensor:  # noqa: D102
-        dist = self.dist(feat)
-        return _straight_through_clamp(dist.rsample(), -1.0, 1.0) if sample else dist.mode
 
 
 class OneHotActor(_MLPActor):

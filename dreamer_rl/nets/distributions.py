@@ -43,4 +43,4 @@ def mean_gaussian_nll(target: torch.Tensor, mean: torch.Tensor, event_dims: int)
     return 0.5 * sse / count + 0.5 * _LOG_2PI * event
 
 
-__all__ = ["TanhNormalActor", "gaussian_log_prob", "mean_gaussian_nll"]
+__all__ = ["TanhNormalActor", "gaussian_kl", "gaussian_log_prob", "mean_gaussian_nll"]
