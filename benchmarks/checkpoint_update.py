@@ -34,7 +34,8 @@ def _shapes(recipe: Recipe, obs_shape: tuple[int, ...], action_dim: int) -> dict
             agent = build_dreamer(recipe, obs_shape, action_dim)
     except (RuntimeError, NotImplementedError):  # a constructor that needs real data: build it for real
         agent = build_dreamer(recipe, obs_shape, action_dim)
-    return {k: tuple(v.shape) for k, v in agent.state_dict().items()}
+    # tensors only: a module's extra state (``get_extra_state``) can be any object
+    return {k: tuple(v.shape) for k, v in agent.state_dict().items() if isinstance(v, torch.Tensor)}
 
 
 def infer_dims(recipe: Recipe, stored: dict[str, torch.Tensor]) -> tuple[tuple[int, ...], int]:
@@ -54,7 +55,7 @@ def infer_dims(recipe: Recipe, stored: dict[str, torch.Tensor]) -> tuple[tuple[i
     base, more_d, more_a = _shapes(recipe, obs(1), 1), _shapes(recipe, obs(2), 1), _shapes(recipe, obs(1), 2)
     found: dict[str, set[int]] = {"D": set(), "A": set()}
     for key, shape in base.items():
-        if key not in stored or len(stored[key].shape) != len(shape):
+        if not isinstance(stored.get(key), torch.Tensor) or len(stored[key].shape) != len(shape):
             continue
         for i, b in enumerate(shape):
             slope_d, slope_a = more_d[key][i] - b, more_a[key][i] - b

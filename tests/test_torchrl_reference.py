@@ -150,3 +150,10 @@ def test_harness_pairs_implementations_with_their_algorithm_sizes():
     with pytest.raises(ImplementationNotAvailable, match="dreamer_v1 size"):
         check_pairing("ours_v3", "paper")
 
+
+def test_ours_v3_update_runs_at_a_tiny_size():
+    update, make_batch = load_builder("ours_v3")(**TINY_V3)
+    res = time_update(update, make_batch, warmup=0, iters=1)
+    assert res["sec_per_update"] > 0
+    assert update.last_losses
+    assert all(math.isfinite(v) for v in update.last_losses.values()), update.last_losses
