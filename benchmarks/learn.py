@@ -1,14 +1,17 @@
-"""Does DreamerV1 learn? ``cartpole_balance`` from the state vector, return against env frames, beside a random policy.
+"""Does it learn? ``cartpole_balance`` from the state vector, return against env frames, beside a random policy.
 
-    python -m benchmarks.learn                       # 50k frames from the state vector; ~70 min on a 2-core CPU
+    python -m benchmarks.learn                       # DreamerV1, 50k frames from the state vector; ~70 min on 2 cores
+    python -m benchmarks.learn --preset dreamer_v3 --task dmc_cartpole_balance --frames 50000
     python -m benchmarks.learn --frames 20000 --pixels
     python -m benchmarks.learn --frames 100000 --runs-dir runs/learn   # checkpointed: rerun to resume or extend
 
 Prints the eval return at every evaluation, then ``random_return=`` (mean over episodes of uniform random actions on
 the same task) and ``final_return=`` (the mean of the last evaluation) last. With ``--runs-dir`` the run is checkpointed at
 every evaluation and re-running the same command resumes it (a longer ``--frames`` extends it), so a long curve can
-be built over several sittings; without it the run lives in a temporary directory. The recipe is the ``dmc_proprio`` preset
-(or ``dmc_vision`` with ``--pixels``) with a smaller batch (``--batch``) so that it fits the CPU budget.
+be built over several sittings; without it the run lives in a temporary directory. The recipe is ``--preset`` (an
+algorithm: ``dreamer_v1`` by default, ``kl_balance``, ``dreamer_v2``, ``dreamer_v3``) with ``dmc_proprio`` (or
+``dmc_vision`` with ``--pixels``), at the preset's own batch, train ratio and size unless ``--batch`` /
+``--train-ratio`` say otherwise; DreamerV1 keeps the batch 16 and ratio 0.1 of its recorded CPU runs.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 
 from dreamer_rl.config import Recipe, deep_merge
 from dreamer_rl.train import Run, default_env_fn
-from recipes.presets import PRESETS
+from recipes.presets import apply_presets
 
 
 def random_return(recipe: Recipe, episodes: int, seed: int) -> float:
@@ -38,21 +41,27 @@ def random_return(recipe: Recipe, episodes: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
-def learn_recipe(task: str = "dmc_cartpole_balance", frames: int = 50_000, batch: int = 16, train_ratio: float = 0.1,
-                 eval_every: int = 5000, eval_episodes: int = 3, pixels: bool = False, seed: int = 0,
-                 runs_dir: str = "runs", keep: bool = False) -> Recipe:
-    """The benchmark's recipe: ``dmc_proprio`` (or ``dmc_vision``) with a smaller batch, no tracking.
+def learn_recipe(task: str = "dmc_cartpole_balance", frames: int = 50_000, batch: int | None = None,
+                 train_ratio: float | None = None, eval_every: int = 5000, eval_episodes: int = 3,
+                 pixels: bool = False, seed: int = 0, runs_dir: str = "runs", keep: bool = False,
+                 preset: str = "dreamer_v1") -> Recipe:
+    """The benchmark's recipe: ``preset`` + ``dmc_proprio`` (or ``dmc_vision``), no tracking.
 
+    ``batch`` / ``train_ratio``: ``None`` keeps the preset's (DreamerV1: 16 and 0.1, its recorded CPU setting).
     ``keep``: checkpoint at every evaluation so that a rerun resumes (otherwise never checkpoint).
     """
-    preset = PRESETS["dmc_vision" if pixels else "dmc_proprio"]
-    return Recipe.model_validate(deep_merge(preset, {
-        "env": {"task": task},
-        "train": {"batch_size": batch, "train_ratio": train_ratio},
+    if preset == "dreamer_v1":
+        batch, train_ratio = batch or 16, train_ratio or 0.1
+    base = apply_presets([preset, "dmc_vision" if pixels else "dmc_proprio"])
+    train = {k: v for k, v in (("batch_size", batch), ("train_ratio", train_ratio)) if v is not None}
+    recipe = Recipe.model_validate(deep_merge(base, {"env": {"task": task}, "train": train}))
+    prefix = "learn" if preset == "dreamer_v1" else f"learn-{preset}"
+    ratio = "" if train_ratio is None else f"-r{train_ratio:g}"
+    return Recipe.model_validate(deep_merge(recipe.model_dump(), {
         "tracking": {"enabled": False},
         "run": {"steps": frames, "seed": seed, "eval_every": eval_every, "eval_episodes": eval_episodes,
                 "runs_dir": runs_dir, "save_every": eval_every if keep else 10 ** 9,
-                "name": f"learn-{task}-{'pixels' if pixels else 'state'}-b{batch}-s{seed}"},
+                "name": f"{prefix}-{task}-{'pixels' if pixels else 'state'}-b{recipe.train.batch_size}{ratio}-s{seed}"},
     }))
 
 
@@ -60,8 +69,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="dmc_cartpole_balance")
     p.add_argument("--frames", type=int, default=50_000, help="budget in env frames")
-    p.add_argument("--batch", type=int, default=16, help="sequences per batch (paper: 50)")
-    p.add_argument("--train-ratio", type=float, default=0.1, help="updates per env frame (paper: 0.1)")
+    p.add_argument("--preset", default="dreamer_v1", help="algorithm preset: dreamer_v1, kl_balance, dreamer_v2, "
+                   "dreamer_v3")
+    p.add_argument("--batch", type=int, default=None, help="sequences per batch (default: the preset's; V1: 16)")
+    p.add_argument("--train-ratio", type=float, default=None,
+                   help="updates per env frame (default: the preset's; V1: 0.1)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--eval-every", type=int, default=5000)
     p.add_argument("--eval-episodes", type=int, default=3)
     p.add_argument("--pixels", action="store_true", help="learn from pixels instead of the state vector")
@@ -73,7 +86,10 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         runs_dir = args.runs_dir or stack.enter_context(tempfile.TemporaryDirectory())
         recipe = learn_recipe(args.task, args.frames, args.batch, args.train_ratio, args.eval_every,
-                              args.eval_episodes, args.pixels, args.seed, runs_dir, keep=args.runs_dir is not None)
+                              args.eval_episodes, args.pixels, args.seed, runs_dir, keep=args.runs_dir is not None,
+                              preset=args.preset)
+        if args.threads:
+            torch.set_num_threads(args.threads)
         rand = random_return(recipe, args.eval_episodes * 3, seed=10_000 + args.seed)
         start = time.perf_counter()
         run = Run(recipe)
@@ -82,8 +98,9 @@ def main() -> None:
         finally:
             run.close()
         minutes = (time.perf_counter() - start) / 60
-        print(f"task {args.task} from {'pixels' if args.pixels else 'state'}, batch {args.batch}x50, "
-              f"train ratio {args.train_ratio}, {summary['updates']} updates, {minutes:.1f} min this sitting, "
+        t = recipe.train
+        print(f"{args.preset} on {args.task} from {'pixels' if args.pixels else 'state'}, batch {t.batch_size}x"
+              f"{t.seq_len}, train ratio {t.train_ratio}, {summary['updates']} updates, {minutes:.1f} min this sitting, "
               f"torch threads {torch.get_num_threads()}")
         print("frames  eval_return")
         for frames, ret in run.counters.evals:

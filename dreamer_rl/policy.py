@@ -86,7 +86,9 @@ class DreamerPolicy(TensorDictModuleBase):
         else:
             action = self.agent.actor(feat, sample=True)
             if self.expl == "additive_gaussian":
-                action = (action + self.expl_amount * torch.randn_like(action)).clamp(-1, 1)
+                action = action + self.expl_amount * torch.randn_like(action)
+        # the env's range: V3's bounded-normal samples are unbounded (its authors clip in the env wrapper)
+        action = action.clamp(-1, 1)
         out_device = obs.device
         tensordict.set("action", action.to(out_device))
         tensordict.set(("next", "recurrent", "deter"), deter.to(out_device))
