@@ -151,7 +151,9 @@ def test_stop_gradients() -> None:
 
 
 def test_value_loss_golden() -> None:
-    value = torch.nn.Linear(3, 1)
+    from dreamer_rl.nets.heads import ScalarHead
+
+    value = ScalarHead(3, kind="gaussian", units=4, layers=1)
     feat, ret, w = torch.randn(4, 2, 3), torch.randn(4, 2, 1), torch.rand(4, 2, 1)
     out = ValueLoss(value)(TensorDict({"feat": feat, "lambda_return": ret, "weight": w}, [4, 2]))["loss_value"]
     expected = (w[..., 0] * -Normal(value(feat), 1.0).log_prob(ret)[..., 0]).mean()
@@ -166,9 +168,10 @@ def test_actor_loss_is_minus_weighted_return_and_keys_remap() -> None:
     loss = ActorLoss(agent.world_model, agent.actor, agent.value, horizon=4, gamma=0.9)
     loss.set_keys(posterior_deter=("start", "h"), posterior_stoch=("start", "z"))
     losses, imagined = loss(states)
-    assert imagined.batch_size == torch.Size([3, 6])
+    assert imagined.batch_size == torch.Size([4, 6])  # states s_0 .. s_{H-1}
     torch.testing.assert_close(losses["loss_actor"], -(imagined["weight"] * imagined["lambda_return"]).mean())
-    torch.testing.assert_close(imagined["weight"][:, 0, 0], torch.tensor([1.0, 0.9, 0.81]))
+    torch.testing.assert_close(imagined["weight"][:, 0, 0], torch.tensor([1.0, 0.9, 0.81, 0.729]))
+    assert loss.in_keys == [("start", "h"), ("start", "z")]
 
 
 def test_learner_update_moves_all_three_and_is_finite() -> None:
