@@ -20,11 +20,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from dreamer_rl.config import Recipe
 from dreamer_rl.losses import ActorLoss, ValueLoss, WorldModelLoss
+from dreamer_rl.losses.value import ReplayValueLoss
 from dreamer_rl.losses.return_norm import PercentileReturnNorm
 from dreamer_rl.losses.slow_critic import SlowCritic
 from dreamer_rl.nets.actors import make_actor
@@ -97,6 +98,9 @@ class Learner(nn.Module):
                                     entropy=b.actor_entropy, slow_value=agent.slow_value,
                                     slow_target=b.slow_critic_target, return_norm=agent.return_norm)
         self.value_loss = ValueLoss(agent.value, slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)
+        self.repval_loss = (ReplayValueLoss(agent.value, gamma=b.gamma, lambda_=b.lambda_, scale=b.repval_scale,
+                                            slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)
+                            if b.repval_scale > 0 else None)
         self.joint = t.optimizer == "laprop"
         if self.joint:
             params = [p for mod in (agent.world_model, agent.actor, agent.value) for p in mod.parameters()]
@@ -115,6 +119,21 @@ class Learner(nn.Module):
         opt.step()
         return norm
 
+    def _critic_losses(self, batch: TensorDictBase, states: TensorDictBase, imagined: TensorDictBase
+                       ) -> dict[str, torch.Tensor]:
+        """The critic's loss on imagined states, plus V3's replay-value loss when enabled."""
+        losses = dict(self.value_loss(imagined).items())
+        if self.repval_loss is not None:
+            rssm, keys = self.agent.world_model.rssm, self.world_model_loss.tensor_keys
+            B, T = batch.shape[:2]
+            replay = TensorDict({
+                "feat": rssm.feat(states.get(keys.posterior_stoch), states.get(keys.posterior_deter)),
+                "reward": batch.get(keys.reward), "terminated": batch.get(keys.terminated),
+                "bootstrap": imagined["lambda_return"][0].reshape(B, T, 1),  # G_0 of imagination from each state
+            }, batch_size=[B, T])
+            losses.update(self.repval_loss(replay).items())
+        return losses
+
     def update(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """One update on stored rows ``[B, T]``; returns ``train/...`` metrics as detached 0-d tensors."""
         a = self.agent
@@ -123,23 +142,23 @@ class Learner(nn.Module):
         norms: dict[str, torch.Tensor] = {}
         if self.joint:
             actor_losses, imagined = self.actor_loss(states)
-            value_losses = self.value_loss(imagined)
+            value_losses = self._critic_losses(batch, states, imagined)
             self.opt.zero_grad(set_to_none=True)
-            (wm_total + actor_losses["loss_actor"] + value_losses["loss_value"]).backward()
+            (wm_total + actor_losses["loss_actor"] + sum(value_losses.values())).backward()
             self.opt.step()
             norms["all"] = self.opt.last_grad_norm
         else:
             norms["model"] = self._step(wm_total, self.model_opt, a.world_model)
             actor_losses, imagined = self.actor_loss(states)
             norms["actor"] = self._step(actor_losses["loss_actor"], self.actor_opt, a.actor)
-            value_losses = self.value_loss(imagined)
-            norms["value"] = self._step(value_losses["loss_value"], self.value_opt, a.value)
+            value_losses = self._critic_losses(batch, states, imagined)
+            norms["value"] = self._step(sum(value_losses.values()), self.value_opt, a.value)
         if a.slow_value is not None:
             a.slow_value.update()
         metrics = {f"train/loss/{k[5:]}": v.detach() for k, v in wm_losses.items() if k.startswith("loss_")}
         metrics.update({
             "train/kl": wm_losses["kl"], "train/loss/actor": actor_losses["loss_actor"].detach(),
-            "train/loss/value": value_losses["loss_value"].detach(),
+            **{f"train/loss/{k[5:]}": v.detach() for k, v in value_losses.items()},
             "train/imagined_return": imagined["lambda_return"].mean(),
             "train/actor_entropy": actor_losses["actor_entropy"], "train/return_scale": actor_losses["return_scale"],
         })

@@ -91,6 +91,7 @@ class BehaviorConfig(_Section):
     slow_critic_target: bool = Field(False, description="λ-return targets from the slow critic (V2)")
     slow_critic_reg: float = Field(0.0, description="regulariser towards the slow critic's predictions (V3: 1)",
                                    ge=0)
+    repval_scale: float = Field(0.0, description="weight of V3's replay-value loss (V3: 0.3; 0: off)", ge=0)
     return_norm: Literal["none", "percentile"] = Field("none", description="return normalisation (V3: percentile)")
     return_norm_decay: float = Field(0.01, description="EMA rate of the return percentiles", gt=0, le=1)
     return_norm_limit: float = Field(1.0, description="smallest return scale S", gt=0)

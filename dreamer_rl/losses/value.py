@@ -19,6 +19,7 @@ from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.objectives.common import LossModule
 
+from dreamer_rl.losses.returns import lambda_return
 from dreamer_rl.nets.heads import ScalarHead
 
 
@@ -70,3 +71,62 @@ class ValueLoss(LossModule):
                 slow = self.slow_value(feat)
             loss = loss + self.slow_reg * self.value.loss(feat, slow)
         return TensorDict({"loss_value": (weight * loss).mean()}, batch_size=[])
+
+
+class ReplayValueLoss(LossModule):
+    """DreamerV3's replay-value loss (``repval``, scale 0.3): the critic also learns on the replayed states.
+
+    Along a replayed sequence of posterior states ``s_0 .. s_{T-1}`` (rows, see :mod:`dreamer_rl.replay`: row ``t``
+    holds the reward ``r_t`` received on reaching ``s_t``), with ``b_t`` the imagined λ-return from ``s_t`` (the
+    ``G_0`` of imagination started there, the bootstrap) and ``c_t = γ (1 - terminated_t)``:
+
+        R_{T-1} = b_{T-1},   R_t = r_{t+1} + c_{t+1} ((1 - λ) b_{t+1} + λ R_{t+1})
+        L_repval = scale · mean_{b, t < T-1} [ ℓ(V(sg(s_t)), sg(R_t)) + β ℓ(V(sg(s_t)), sg(V_slow(s_t))) ]
+
+    (``dreamerv3/agent.py`` ``repl_loss``; its ``last`` flags never occur inside our slices, which do not cross
+    episodes.) ``forward(td)`` reads ``feat [B, T, F]``, ``reward [B, T, 1]``, ``terminated [B, T, 1]`` and
+    ``bootstrap [B, T, 1]`` and returns ``{"loss_repval": scalar}``.
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Keys of the replay TensorDict ``[B, T]``."""
+
+        feat: NestedKey = "feat"
+        reward: NestedKey = "reward"
+        terminated: NestedKey = "terminated"
+        bootstrap: NestedKey = "bootstrap"
+
+    default_keys = _AcceptedKeys
+    tensor_keys: _AcceptedKeys
+    out_keys = ["loss_repval"]
+
+    def __init__(self, value: ScalarHead, *, gamma: float = 1 - 1 / 333, lambda_: float = 0.95, scale: float = 0.3,
+                 slow_value: nn.Module | None = None, slow_reg: float = 0.0) -> None:
+        super().__init__()
+        self.value, self.slow_value, self.slow_reg = value, slow_value, slow_reg
+        self.gamma, self.lambda_, self.scale = gamma, lambda_, scale
+
+    @property
+    def in_keys(self) -> list[NestedKey]:  # noqa: D102
+        k = self.tensor_keys
+        return [k.feat, k.reward, k.terminated, k.bootstrap]
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        pass
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:  # noqa: D102
+        k = self.tensor_keys
+        feat = tensordict.get(k.feat).detach()  # [B, T, F]
+        reward = tensordict.get(k.reward).detach().to(feat.dtype)  # [B, T, 1]
+        cont = self.gamma * (~tensordict.get(k.terminated).bool()).to(feat.dtype)
+        boot = tensordict.get(k.bootstrap).detach()  # [B, T, 1]
+        # time first for lambda_return: step t goes s_t -> s_{t+1}, earning r_{t+1} with discount c_{t+1}
+        tf = lambda x: x.transpose(0, 1)  # noqa: E731
+        targets = lambda_return(tf(reward[:, 1:]), tf(boot[:, :-1]), tf(cont[:, 1:]), boot[:, -1], self.lambda_)
+        loss = self.value.loss(feat[:, :-1], tf(targets))  # [B, T-1]
+        if self.slow_reg:
+            with torch.no_grad():
+                slow = self.slow_value(feat[:, :-1])
+            loss = loss + self.slow_reg * self.value.loss(feat[:, :-1], slow)
+        return TensorDict({"loss_repval": self.scale * loss.mean()}, batch_size=[])
