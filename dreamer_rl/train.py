@@ -175,10 +175,20 @@ class Run:
         self.resumed = resume_state is not None
 
     def _check_same_recipe(self, stored: dict[str, Any]) -> None:
-        """A resumed run must use the same recipe (the frame budget and clocks may change)."""
+        """A resumed run must use the same recipe (the frame budget and clocks may change).
+
+        The stored recipe is read as this version reads recipes: a field added since takes its default (which keeps
+        the old behaviour), a field removed since is ignored, so a library upgrade alone does not strand a run.
+        """
+        known = {s: {k: v for k, v in sec.items() if k in type(getattr(self.recipe, s)).model_fields}
+                 for s, sec in stored.items() if s in Recipe.model_fields}
+        try:
+            old = Recipe.model_validate(known).model_dump(mode="json")
+        except ValueError:
+            old = stored
         new = self.recipe.model_dump(mode="json")
         diffs = [f"{s}.{k}" for s, sec in new.items() for k, v in sec.items()
-                 if not (s == "run" and k in MUTABLE_RUN_FIELDS) and stored.get(s, {}).get(k) != v]
+                 if not (s == "run" and k in MUTABLE_RUN_FIELDS) and old.get(s, {}).get(k) != v]
         if diffs:
             raise UserError(f"run '{self.recipe.run_name}' exists in {self.dir} with a different recipe "
                             f"({', '.join(diffs[:5])}); pick another --run.name to start a new run")
