@@ -152,7 +152,7 @@ class RSSM(nn.Module):
         index = (logits + noise).argmax(-1, keepdim=True)
         onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)  # F.one_hot would check indices on the host
         probs = logits.softmax(-1)
-        return (onehot + probs - probs.detach()).flatten(-2)
+        return (onehot + (probs - probs.detach())).flatten(-2)  # bracket exactly 0: value exactly one-hot
 
     def mode(self, stats: torch.Tensor) -> torch.Tensor:
         """The most likely ``z``: the mean, or the one-hot argmax per variable."""

@@ -307,14 +307,15 @@ def test_layer_norm_gru_cell_one_step_by_hand() -> None:
         cell.norm.weight.uniform_(0.5, 1.5)
         cell.norm.bias.uniform_(-0.5, 0.5)
     x, h = torch.randn(N, I), torch.randn(N, Dh)
-    z = torch.cat([x, h], -1) @ cell.layer.weight.T  # [N, 3D], no bias
+    with torch.no_grad():
+        cell.layer.bias.uniform_(-0.5, 0.5)
+    z = torch.cat([x, h], -1) @ cell.layer.weight.T + cell.layer.bias  # [N, 3D], the author's Dense keeps its bias
     mu = z.mean(-1, keepdim=True)
     var = (z - mu).square().mean(-1, keepdim=True)  # biased variance, eps 1e-3 (DreamerV2)
     n = (z - mu) / torch.sqrt(var + 1e-3) * cell.norm.weight + cell.norm.bias
     r, c, u = n[:, :Dh], n[:, Dh:2 * Dh], n[:, 2 * Dh:]
     expected = torch.sigmoid(u - 1) * torch.tanh(torch.sigmoid(r) * c) + (1 - torch.sigmoid(u - 1)) * h
     torch.testing.assert_close(cell(x, h), expected)
-    assert cell.layer.bias is None
 
 
 def test_gru_ln_transition_is_input_layer_then_layer_norm_gru() -> None:
@@ -876,3 +877,40 @@ def test_domain_presets_pick_the_algorithm_settings() -> None:
     vision = recipe("dreamer_v2", "dmc_vision")
     assert vision.model.deter == 200 and vision.model.hidden == 200 and vision.env.from_pixels
     assert recipe("dreamer_v3").model.deter == 2048  # V3 without a size: size12m
+
+
+def test_replay_value_loss_golden() -> None:
+    """DreamerV3 repval on one sequence of 3 replayed states, targets by hand.
+
+    γ = 0.5, λ = 0.5, r = [_, 1, 2], terminated = [F, F, F], bootstrap b = [10, 20, 30]:
+      R_2 = b_2 = 30 (not trained on: the last state only bootstraps)
+      R_1 = r_2 + γ((1-λ) b_2 + λ R_2) = 2 + 0.5 (15 + 15) = 17
+      R_0 = r_1 + γ((1-λ) b_1 + λ R_1) = 1 + 0.5 (10 + 8.5) = 10.25
+    With a Gaussian critic predicting v: loss = scale · mean_t [½ (R_t - v_t)² + ½ log 2π] over t = 0, 1.
+    A termination at t = 2 cuts the bootstrap: R_1 = 2 + 0 = 2.
+    """
+    import math
+
+    from tensordict import TensorDict
+
+    from dreamer_rl.losses.value import ReplayValueLoss
+    from dreamer_rl.nets.heads import ScalarHead
+
+    head = ScalarHead(2, kind="gaussian", units=4, layers=1)
+    feat = torch.randn(1, 3, 2)
+    with torch.no_grad():
+        v = head(feat)[0, :2, 0]
+    td = TensorDict({"feat": feat, "reward": torch.tensor([[[0.0], [1.0], [2.0]]]),
+                     "terminated": torch.zeros(1, 3, 1, dtype=torch.bool),
+                     "bootstrap": torch.tensor([[[10.0], [20.0], [30.0]]])}, [1, 3])
+    loss = ReplayValueLoss(head, gamma=0.5, lambda_=0.5, scale=0.3)
+    targets = torch.tensor([10.25, 17.0])
+    expected = 0.3 * (0.5 * (targets - v).square() + 0.5 * math.log(2 * math.pi)).mean()
+    torch.testing.assert_close(loss(td)["loss_repval"], expected)
+    td["terminated"][0, 2] = True
+    targets = torch.tensor([1 + 0.5 * (10 + 0.5 * 2.0), 2.0])
+    expected = 0.3 * (0.5 * (targets - v).square() + 0.5 * math.log(2 * math.pi)).mean()
+    torch.testing.assert_close(loss(td)["loss_repval"], expected)
+    loss(td)["loss_repval"].backward()
+    assert all(p.grad is not None for p in head.parameters())
+    assert not feat.requires_grad

@@ -11,7 +11,7 @@ Kinds (``model.cell``):
 ``gru`` (PlaNet, Dreamer V1): ``x = act(norm(W_z z + W_a a + b))``, ``h = GRUCell(x, h)`` (PyTorch's GRU).
 
 ``gru_ln`` (DreamerV2, ``common/nets.py`` GRUCell with ``norm=True``): the same input layer, then
-    ``[r, c, u] = LayerNorm(W [x, h])``  (no bias),  ``r = σ(r)``,  ``c = tanh(r ⊙ c)``,  ``u = σ(u - 1)``,
+    ``[r, c, u] = LayerNorm(W [x, h] + b)``,  ``r = σ(r)``,  ``c = tanh(r ⊙ c)``,  ``u = σ(u - 1)``,
     ``h' = u ⊙ c + (1 - u) ⊙ h``.
 
 ``block_gru`` (DreamerV3, ``dreamerv3/rssm.py`` ``_core``): three input branches ``x_h = act(norm(W_0 h))``,
@@ -42,7 +42,7 @@ class LayerNormGRUCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
-        self.layer = nn.Linear(input_size + hidden_size, 3 * hidden_size, bias=False)
+        self.layer = nn.Linear(input_size + hidden_size, 3 * hidden_size)  # the author keeps the bias before the norm
         self.norm = nn.LayerNorm(3 * hidden_size, eps=1e-3)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:  # noqa: D102
