@@ -6,25 +6,25 @@
     python -m benchmarks.update_speed --checkpoint runs/<name>/checkpoints/latest.pt --iters 3
 
 ``--algo dreamer_v1`` (default). Update: world model + actor + value losses, their backward passes and the three Adam
-steps, batch 50 x 50, deter 200, stoch 30, 400 units, CNN depth 32, 64x64x3 pixels, horizon 15, same precision
-(fp32) for both; TorchRL's side is ``benchmarks.torchrl_reference`` (``DreamerModelLoss``, ``DreamerActorLoss``,
+steps, batch 50 x 50, deter 200, stoch 30, 400 units, CNN depth 32, 64x64x3 pixels, horizon 15, same precision (fp32)
+for both; TorchRL's side is ``benchmarks.torchrl_reference`` (``DreamerModelLoss``, ``DreamerActorLoss``,
 ``DreamerValueLoss`` assembled as TorchRL's sota script does). Each implementation runs in its own subprocess
 (``benchmarks.speed_harness``) so its peak memory is its own; both run in this one invocation, one after the other.
-Ours runs as our trainer runs, with :func:`dreamer_rl.runtime.keep_freed_memory`; TorchRL is measured as it ships
-and, like for like, with the same allocator setting (``speedup_vs_torchrl_same_allocator``).
-Collection: env frames per second of the bare pixel env (``dmc_cheetah_run``, random actions) and of a TorchRL
-``Collector`` stepping it with our acting policy at the paper size (posterior update + actor + noise per step).
-Prints the figures last as ``name=value`` lines, ending with ``speedup_vs_torchrl=``.
+Ours runs as our trainer runs, with :mod:`dreamer_rl.runtime`'s settings (``keep_freed_memory``, ``flush_denormals``);
+TorchRL is measured as it ships and, like for like, with the same allocator setting
+(``speedup_vs_torchrl_same_allocator``). Collection: env frames per second of the bare pixel env (``dmc_cheetah_run``,
+random actions) and of a TorchRL ``Collector`` stepping it with our acting policy at the paper size (posterior update
++ actor + noise per step). Prints the figures last as ``name=value`` lines, ending with ``speedup_vs_torchrl=``.
 
 ``--algo dreamer_v3``: one full DreamerV3 update (world model, actor and critic losses, backward, optimiser step) at
 DreamerV3's size12m (deter 2048 in 8 GRU blocks, hidden 256, 32 latents x 16 classes, CNN depth 16, MLP units 256),
-batch 16 x 64, 64x64x3 uint8 pixels, fp32, horizon 15. Ours is ``benchmarks.ours_v3_update`` (our ``Learner`` on
-the ``dreamer_v3`` + ``size12m`` presets); TorchRL's is ``benchmarks.torchrl_v3_reference`` (``DreamerV3Loss`` over
-TorchRL's DreamerV3 modules, ``DreamerV3Optimizer`` through ``DreamerV3OptimizationStepper``, eager). One subprocess
-each, in this invocation, and TorchRL again with our allocator setting, like for like. Prints
-``sec_per_update_torchrl=``, ``sec_per_update_ours=``, ``sec_per_update_torchrl_keep_freed_memory=``,
-``speedup_vs_torchrl_same_allocator=``, ``peak_rss_mib_torchrl=``, ``peak_rss_mib_ours=``, then
-``speedup_vs_torchrl=`` last. ``--size small_v3`` checks the plumbing in seconds.
+batch 16 x 64, 64x64x3 uint8 pixels, fp32, horizon 15. Ours is ``benchmarks.ours_v3_update`` (our ``Learner`` on the
+``dreamer_v3`` + ``size12m`` presets, pixel MSE as ``dmc_vision`` sets); TorchRL's is
+``benchmarks.torchrl_v3_reference`` (``DreamerV3Loss`` over TorchRL's DreamerV3 modules, ``DreamerV3Optimizer``
+through ``DreamerV3OptimizationStepper``, eager). One subprocess each, in this invocation, and TorchRL again with our
+allocator setting, like for like. Prints ``sec_per_update_torchrl=``, ``sec_per_update_ours=``,
+``sec_per_update_torchrl_keep_freed_memory=``, ``speedup_vs_torchrl_same_allocator=``, ``peak_rss_mib_torchrl=``,
+``peak_rss_mib_ours=``, then ``speedup_vs_torchrl=`` last. ``--size small_v3`` checks the plumbing in seconds.
 
 ``--checkpoint PATH``: a checkpoint written by a training run (``dreamer_rl.train.Run.save``). The agent is rebuilt
 from the recipe stored in it (pixels ``[3, 64, 64]`` when ``env.from_pixels``, else a vector whose size, like the
