@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dreamer_rl.losses.actor import ActorGrad
 from dreamer_rl.losses.kl import KLKind
@@ -69,6 +69,12 @@ class ModelConfig(_Section):
     pcont: bool = Field(False, description="learn a continuation head (towards γ(1 - terminated)), weight returns")
     pcont_layers: int = Field(3, description="hidden layers of the continuation head", ge=1)
     pcont_scale: float = Field(10.0, description="weight of the continuation loss", ge=0)
+
+    @model_validator(mode="after")
+    def _blocks_divide_deter(self) -> "ModelConfig":
+        if self.cell == "block_gru" and self.deter % self.blocks:
+            raise ValueError(f"deter {self.deter} must be divisible by blocks {self.blocks} with cell block_gru")
+        return self
 
 
 class BehaviorConfig(_Section):
