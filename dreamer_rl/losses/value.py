@@ -65,11 +65,12 @@ class ValueLoss(LossModule):
         feat = tensordict.get(keys.feat).detach()
         target = tensordict.get(keys.lambda_return).detach()
         weight = tensordict.get(keys.weight).detach()[..., 0]
-        loss = self.value.loss(feat, target)  # [H, N]
+        out = self.value.net(feat)  # one forward for both targets
+        loss = self.value.nll(out, target)  # [H, N]
         if self.slow_reg:
             with torch.no_grad():
                 slow = self.slow_value(feat)
-            loss = loss + self.slow_reg * self.value.loss(feat, slow)
+            loss = loss + self.slow_reg * self.value.nll(out, slow)
         return TensorDict({"loss_value": (weight * loss).mean()}, batch_size=[])
 
 
@@ -124,9 +125,10 @@ class ReplayValueLoss(LossModule):
         # time first for lambda_return: step t goes s_t -> s_{t+1}, earning r_{t+1} with discount c_{t+1}
         tf = lambda x: x.transpose(0, 1)  # noqa: E731
         targets = lambda_return(tf(reward[:, 1:]), tf(boot[:, :-1]), tf(cont[:, 1:]), boot[:, -1], self.lambda_)
-        loss = self.value.loss(feat[:, :-1], tf(targets))  # [B, T-1]
+        out = self.value.net(feat[:, :-1])
+        loss = self.value.nll(out, tf(targets))  # [B, T-1]
         if self.slow_reg:
             with torch.no_grad():
                 slow = self.slow_value(feat[:, :-1])
-            loss = loss + self.slow_reg * self.value.loss(feat[:, :-1], slow)
+            loss = loss + self.slow_reg * self.value.nll(out, slow)
         return TensorDict({"loss_repval": self.scale * loss.mean()}, batch_size=[])

@@ -121,12 +121,13 @@ class BlockGRU(nn.Module):
         if self.hid_bias is not None:
             y = y + self.hid_bias
         y = self.hid_act(self.hid_norm(y))  # [N, D]
-        parts = torch.baddbmm(self.gates_bias[:, None], y.view(N, g, -1).transpose(0, 1), self.gates)  # [g, N, 3d]
-        reset, cand, update = parts.chunk(3, -1)  # each [g, N, d]
-        reset = torch.sigmoid(reset)
-        cand = torch.tanh(reset * cand)
-        update = torch.sigmoid(update - 1)
-        new = update * cand + (1 - update) * h_blocks  # [g, N, d]
+        parts = torch.bmm(y.view(N, g, -1).transpose(0, 1), self.gates)  # [g, N, 3d]
+        r, c, u = parts.chunk(3, -1)  # each [g, N, d]
+        b_r, b_c, b_u = self.gates_bias[:, None].chunk(3, -1)  # each [g, 1, d]; biases added inside the gates
+        reset = torch.sigmoid(r + b_r)
+        cand = torch.tanh(reset * (c + b_c))
+        update = torch.sigmoid(u + (b_u - 1))
+        new = torch.lerp(h_blocks, cand, update)  # u ⊙ c + (1 - u) ⊙ h in one pass
         return new.transpose(0, 1).reshape(*lead, self.deter)
 
 

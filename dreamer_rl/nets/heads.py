@@ -48,12 +48,18 @@ class ScalarHead(nn.Module):
             self.register_buffer("bins", twohot_bins(bins), persistent=False)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        out = self.net(feat)
+        return self.predict(self.net(feat))
+
+    def predict(self, out: torch.Tensor) -> torch.Tensor:
+        """The prediction ``[..., 1]`` from the network's raw output (mean, or two-hot expectation)."""
         return out if self.kind == "gaussian" else twohot_mean(out, self.bins)[..., None]
 
     def loss(self, feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood of ``target [..., 1]`` per element ``[...]``."""
-        out = self.net(feat)
+        return self.nll(self.net(feat), target)
+
+    def nll(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """:meth:`loss` from the raw output ``self.net(feat)``, so one forward serves several targets."""
         if self.kind == "gaussian":
             return -gaussian_log_prob(target, out, 1)
         return twohot_nll(out, target[..., 0], self.bins)
