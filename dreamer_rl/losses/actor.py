@@ -22,7 +22,8 @@ Only the actor receives gradients: world-model and critic parameters are held ou
 rollout, so their weight gradients are never computed, while gradients still flow *through* them into the actions.
 The actor's distribution at each imagined state is built once, during the rollout, and kept for the loss
 (log-probability, entropy); with ``reinforce`` alone actions are plain samples, so no graph reaches the model. The imagined states ``s_0 .. s_{H-1}``, returns
-and weights are returned detached for :class:`~dreamer_rl.losses.value.ValueLoss`.
+and weights are returned detached for :class:`~dreamer_rl.losses.value.ValueLoss` (with ``reinforce`` alone also the
+critic's raw output on them, ``critic_out``, still attached to the critic, so the critic loss needs no second pass).
 
 The λ-return estimator can be swapped the TorchRL way: ``loss.make_value_estimator(ValueEstimators.TDLambda,
 gamma=0.99, lmbda=0.95)`` (or ``TD0``, ``TD1``) computes ``G`` with TorchRL's estimator from a TensorDict in its
@@ -178,7 +179,15 @@ class ActorLoss(LossModule):
             else:
                 discount = torch.full_like(reward, self.gamma)
             critic = self.slow_value if self.slow_target else self.value
-            value = critic(feat)  # [H+1, N, 1]
+            share = not dynamics and not self.slow_target and hasattr(self.value, "net")
+            if not share:
+                value = critic(feat)  # [H+1, N, 1]
+        critic_out = None
+        if share:
+            # without the dynamics gradient the critic's values enter the actor loss detached, so its forward can
+            # run with autograd once and serve the critic loss too (one pass over [H+1, N] states instead of two)
+            critic_out = self.value.net(feat.detach())  # [H+1, N, K]
+            value = self.value.predict(critic_out)
         if not dynamics:
             reward, discount, value = reward.detach(), discount.detach(), value.detach()
         returns = self.returns(reward, value, discount)  # [H, N, 1]
@@ -194,6 +203,8 @@ class ActorLoss(LossModule):
         loss = -(weight * (objective + self.entropy * entropy)).mean()
         imagined = TensorDict({"feat": state, "lambda_return": returns.detach(), "weight": weight},
                               batch_size=list(returns.shape[:2]))
+        if critic_out is not None:
+            imagined["critic_out"] = critic_out[:-1]  # the critic's raw output at s_0 .. s_{H-1}, with its graph
         losses = TensorDict({"loss_actor": loss, "actor_entropy": entropy.detach().mean(),
                              "return_scale": scale.detach()}, batch_size=[])
         return losses, imagined

@@ -65,7 +65,8 @@ class ValueLoss(LossModule):
         feat = tensordict.get(keys.feat).detach()
         target = tensordict.get(keys.lambda_return).detach()
         weight = tensordict.get(keys.weight).detach()[..., 0]
-        out = self.value.net(feat)  # one forward for both targets
+        # one forward for both targets; the actor loss may already have made it (``critic_out``)
+        out = tensordict.get("critic_out") if "critic_out" in tensordict.keys() else self.value.net(feat)
         loss = self.value.nll(out, target)  # [H, N]
         if self.slow_reg:
             with torch.no_grad():
