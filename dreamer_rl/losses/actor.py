@@ -47,6 +47,7 @@ from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator
 from dreamer_rl.imagine import imagine
 from dreamer_rl.losses.return_norm import PercentileReturnNorm
 from dreamer_rl.losses.returns import discount_weights, lambda_return
+from dreamer_rl.nets.heads import ScalarHead
 from dreamer_rl.world_model import WorldModel
 
 ActorGrad = Literal["dynamics", "reinforce", "both"]
@@ -179,7 +180,7 @@ class ActorLoss(LossModule):
             else:
                 discount = torch.full_like(reward, self.gamma)
             critic = self.slow_value if self.slow_target else self.value
-            share = not dynamics and not self.slow_target and hasattr(self.value, "net")
+            share = not dynamics and not self.slow_target and isinstance(self.value, ScalarHead)
             if not share:
                 value = critic(feat)  # [H+1, N, 1]
         critic_out = None

@@ -20,13 +20,25 @@ from torch import nn
 from torchrl.objectives.common import LossModule
 
 from dreamer_rl.losses.returns import lambda_return
+from dreamer_rl.nets.distributions import gaussian_log_prob
 from dreamer_rl.nets.heads import ScalarHead
+
+
+def critic_output(critic: nn.Module, feat: torch.Tensor) -> torch.Tensor:
+    """The critic's raw output (two-hot logits or a mean); a plain module's output is its prediction."""
+    return critic.net(feat) if isinstance(critic, ScalarHead) else critic(feat)
+
+
+def critic_nll(critic: nn.Module, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood ``[...]`` of ``target [..., 1]`` under the critic's raw output (unit Gaussian for a
+    plain module)."""
+    return critic.nll(out, target) if isinstance(critic, ScalarHead) else -gaussian_log_prob(target, out, 1)
 
 
 class ValueLoss(LossModule):
     """Dreamer critic loss as a TorchRL ``LossModule``; ``forward(imagined) -> {"loss_value": scalar}``.
 
-    :param value: a :class:`ScalarHead` (anything with ``loss(feat, target) -> [...]``).
+    :param value: a :class:`ScalarHead`, or any ``feat -> [..., 1]`` module, taken as the mean of a unit Gaussian.
     :param slow_value: the slow copy, needed when ``slow_reg > 0``.
 
     Example::
@@ -66,12 +78,12 @@ class ValueLoss(LossModule):
         target = tensordict.get(keys.lambda_return).detach()
         weight = tensordict.get(keys.weight).detach()[..., 0]
         # one forward for both targets; the actor loss may already have made it (``critic_out``)
-        out = tensordict.get("critic_out") if "critic_out" in tensordict.keys() else self.value.net(feat)
-        loss = self.value.nll(out, target)  # [H, N]
+        out = tensordict.get("critic_out") if "critic_out" in tensordict.keys() else critic_output(self.value, feat)
+        loss = critic_nll(self.value, out, target)  # [H, N]
         if self.slow_reg:
             with torch.no_grad():
                 slow = self.slow_value(feat)
-            loss = loss + self.slow_reg * self.value.nll(out, slow)
+            loss = loss + self.slow_reg * critic_nll(self.value, out, slow)
         return TensorDict({"loss_value": (weight * loss).mean()}, batch_size=[])
 
 
@@ -126,10 +138,10 @@ class ReplayValueLoss(LossModule):
         # time first for lambda_return: step t goes s_t -> s_{t+1}, earning r_{t+1} with discount c_{t+1}
         tf = lambda x: x.transpose(0, 1)  # noqa: E731
         targets = lambda_return(tf(reward[:, 1:]), tf(boot[:, :-1]), tf(cont[:, 1:]), boot[:, -1], self.lambda_)
-        out = self.value.net(feat[:, :-1])
-        loss = self.value.nll(out, tf(targets))  # [B, T-1]
+        out = critic_output(self.value, feat[:, :-1])
+        loss = critic_nll(self.value, out, tf(targets))  # [B, T-1]
         if self.slow_reg:
             with torch.no_grad():
                 slow = self.slow_value(feat[:, :-1])
-            loss = loss + self.slow_reg * self.value.nll(out, slow)
+            loss = loss + self.slow_reg * critic_nll(self.value, out, slow)
         return TensorDict({"loss_repval": self.scale * loss.mean()}, batch_size=[])
