@@ -83,3 +83,29 @@ def test_debug_recipe_from_pixels_trains_and_evaluates_on_cuda(tmp_path: Path) -
                                                                  "latest.pt"), "--run.device", "cuda")
     assert second.returncode == 0, second.stderr[-3000:]
 
+
+
+@pytest.mark.parametrize("algo", ["dreamer_v2", "dreamer_v3"])
+def test_v2_v3_update_on_cuda_is_finite_and_free_of_host_syncs(algo: str) -> None:
+    """A full V2/V3 update on CUDA: every metric finite, no host synchronisation inside (capturable)."""
+    from dreamer_rl.agent import Learner
+    from recipes.presets import apply_presets
+
+    recipe = Recipe.model_validate(apply_presets([algo, "dmc_vision", "debug"]))
+    torch.manual_seed(0)
+    agent = build_dreamer(recipe, (3, 64, 64), 2).cuda()
+    learner = Learner(agent, recipe, obs_key="pixels")
+    B, T = recipe.train.batch_size, recipe.train.seq_len
+    is_init = torch.zeros(B, T, 1, dtype=torch.bool)
+    is_init[:, 0] = True
+    batch = TensorDict({"pixels": torch.randint(0, 256, (B, T, 3, 64, 64), dtype=torch.uint8),
+                        "action": torch.rand(B, T, 2) * 2 - 1, "reward": torch.rand(B, T, 1), "is_init": is_init,
+                        "terminated": torch.zeros(B, T, 1, dtype=torch.bool)}, [B, T]).cuda()
+    learner.update(batch)  # first call: lazy initialisation may sync
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        metrics = learner.update(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(v).item() for v in metrics.values())
