@@ -2,7 +2,9 @@
 
 One update = :meth:`dreamer_rl.agent.Learner.update` on the recipe ``dreamer_v3`` + ``size12m`` (+ ``obs_loss mse``,
 what the ``dmc_vision`` preset sets for pixels, as TorchRL's side does): world model, actor and critic losses, their
-backward passes and the LaProp step, the slow-critic update. The size arguments are written into the recipe, so at
+backward passes and the LaProp step, the slow-critic update. The image encoder/decoder is DreamerV3's with stride-2
+convolutions (``conv_strided``), the variant TorchRL's ``DreamerV3ImageEncoder``/``Decoder`` implement, so both sides
+run the same architecture (the author's default max-pools after stride-1 convolutions, ~4x the convolution work). The size arguments are written into the recipe, so at
 ``size12m_v3`` they restate the presets and at ``small_v3`` they shrink the same model.
 """
 
@@ -26,7 +28,8 @@ def build_ours_v3_update(batch_size: int = 16, seq_len: int = 64, deter: int = 2
     """``(update, make_batch)`` for our DreamerV3 at the given size; batches are stored rows ``[B, T]``."""
     device = torch.device(device)
     sizes = {"model": {"deter": deter, "hidden": hidden, "stoch": stoch, "classes": classes, "cnn_depth": depth,
-                       "units": units, "blocks": blocks, "obs_loss": "mse"},
+                       "units": units, "blocks": blocks, "obs_loss": "mse", "conv": "dreamer_v3",
+                       "conv_strided": True},
              "behavior": {"horizon": horizon}, "train": {"batch_size": batch_size, "seq_len": seq_len}}
     recipe = Recipe.model_validate(deep_merge(deep_merge(PRESETS["dreamer_v3"], PRESETS["size12m"]), sizes))
     torch.manual_seed(0)

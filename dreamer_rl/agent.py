@@ -53,7 +53,7 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], action_dim: int) -
                     classes=m.classes, unimix=m.unimix, norm=m.norm, prior_layers=m.prior_layers, blocks=m.blocks,
                     encoder_layers=m.mlp_layers, decoder_layers=m.mlp_layers, reward_layers=m.reward_layers,
                     pcont=m.pcont, pcont_layers=m.pcont_layers, obs_loss=m.obs_loss, reward_head=m.reward_head,
-                    symlog_inputs=m.symlog_inputs, bins=m.bins)
+                    symlog_inputs=m.symlog_inputs, bins=m.bins, conv=m.conv, conv_strided=m.conv_strided)
     feat, units = wm.rssm.feat_dim, b.actor_units or m.units
     kw: dict[str, Any] = {}
     if b.actor_dist == "tanh_normal":

@@ -19,6 +19,7 @@ from dreamer_rl.nets.actors import ActorKind
 from dreamer_rl.nets.heads import HeadKind, ObsLoss
 from dreamer_rl.nets.mlp import Activation, Norm
 from dreamer_rl.rssm import CellKind, LatentKind
+from dreamer_rl.world_model import ConvKind
 
 
 class _Section(BaseModel):
@@ -51,6 +52,10 @@ class ModelConfig(_Section):
     hidden: int = Field(200, description="width of the RSSM's input and output layers", ge=1)
     units: int = Field(400, description="width of MLP heads, vector encoder and decoder", ge=1)
     cnn_depth: int = Field(32, description="channel multiplier of the conv encoder and decoder", ge=1)
+    conv: ConvKind = Field("dreamer", description="pixel encoder/decoder: 'dreamer' (V1, V2: stride-2 convs) or "
+                           "'dreamer_v3' (kernel 5, channel RMSNorm, block-linear decoder input)")
+    conv_strided: bool = Field(False, description="dreamer_v3 conv: stride-2 convs instead of stride 1 + 2x2 "
+                               "max-pool / nearest upsampling (the author's default is False)")
     act: Activation = Field("elu", description="activation of every hidden layer")
     min_std: float = Field(0.1, description="minimum std of prior and posterior", gt=0)
     kl: KLKind = Field("free_nats", description="KL kind: 'free_nats' (V1), 'balanced' (V2), 'dyn_rep' (V3)")
@@ -74,6 +79,9 @@ class ModelConfig(_Section):
     def _blocks_divide_deter(self) -> "ModelConfig":
         if self.cell == "block_gru" and self.deter % self.blocks:
             raise ValueError(f"deter {self.deter} must be divisible by blocks {self.blocks} with cell block_gru")
+        if self.conv == "dreamer_v3" and (self.deter % self.blocks or 4 * self.cnn_depth % self.blocks):
+            raise ValueError(f"conv dreamer_v3: deter {self.deter} and 4 x cnn_depth {4 * self.cnn_depth} must be "
+                             f"divisible by blocks {self.blocks}")
         return self
 
 

@@ -4,7 +4,9 @@ A plain ``nn.Module`` holding the parts; the losses in :mod:`dreamer_rl.losses` 
 these parts with plain tensors. Observations are either pixels (``[..., 3, 64, 64]`` uint8, conv encoder/decoder) or a
 state vector (``[..., D]`` float, MLP encoder/decoder; ``symlog_inputs`` feeds ``symlog(x)`` to the encoder, as V3).
 
-Options (DESIGN.md's table): the RSSM's latent and cell (:mod:`dreamer_rl.rssm`), the hidden layers' norm, the
+Options (DESIGN.md's table): the RSSM's latent and cell (:mod:`dreamer_rl.rssm`), the pixel encoder/decoder
+(``conv``: the Dreamer V1/V2 stack of :mod:`dreamer_rl.nets.conv`, or DreamerV3's of :mod:`dreamer_rl.nets.conv_v3`,
+max-pooled or ``conv_strided``), the hidden layers' norm, the
 observation likelihood ``obs_loss`` and the reward head kind (:mod:`dreamer_rl.nets.heads`), and a continuation
 head (``pcont``, a Bernoulli over "the episode goes on", trained towards ``γ (1 - terminated)``).
 """
@@ -18,10 +20,13 @@ from torch import nn
 
 from dreamer_rl.nets.cells import CellKind
 from dreamer_rl.nets.conv import ConvDecoder, ConvEncoder, preprocess
+from dreamer_rl.nets.conv_v3 import V3ConvDecoder, V3ConvEncoder
 from dreamer_rl.nets.heads import HeadKind, ObsLoss, ScalarHead, obs_nll
 from dreamer_rl.nets.mlp import MLP, Activation, Norm
 from dreamer_rl.nets.outputs import symlog
 from dreamer_rl.rssm import RSSM, LatentKind, RSSMStates
+
+ConvKind = Literal["dreamer", "dreamer_v3"]
 
 
 class WorldModel(nn.Module):
@@ -37,14 +42,19 @@ class WorldModel(nn.Module):
                  unimix: float = 0.0, norm: Norm = "none", prior_layers: int = 1, blocks: int = 8,
                  encoder_layers: int = 3, decoder_layers: int = 3, reward_layers: int = 2, pcont: bool = False,
                  pcont_layers: int = 3, obs_loss: ObsLoss = "gaussian", reward_head: HeadKind = "gaussian",
-                 symlog_inputs: bool = False, bins: int = 255) -> None:
+                 symlog_inputs: bool = False, bins: int = 255, conv: ConvKind = "dreamer",
+                 conv_strided: bool = False) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
         self.pixels = len(self.obs_shape) == 3
         self.obs_loss, self.symlog_inputs = obs_loss, symlog_inputs
-        if self.pixels:
-            self.encoder: nn.Module = ConvEncoder(depth=cnn_depth, act=act, image_size=self.obs_shape[-1],
-                                                  channels=self.obs_shape[0])
+        if self.pixels and conv == "dreamer_v3":
+            self.encoder: nn.Module = V3ConvEncoder(depth=cnn_depth, act=act, image_size=self.obs_shape[-1],
+                                                    channels=self.obs_shape[0], strided=conv_strided)
+            embed_dim = self.encoder.out_dim
+        elif self.pixels:
+            self.encoder = ConvEncoder(depth=cnn_depth, act=act, image_size=self.obs_shape[-1],
+                                       channels=self.obs_shape[0])
             embed_dim = self.encoder.out_dim
         else:
             embed_dim = units
@@ -54,8 +64,11 @@ class WorldModel(nn.Module):
                          latent=latent, cell=cell, classes=classes, unimix=unimix, norm=norm,
                          prior_layers=prior_layers, blocks=blocks)
         feat = self.rssm.feat_dim
-        if self.pixels:
-            self.decoder: nn.Module = ConvDecoder(feat, depth=cnn_depth, act=act, channels=self.obs_shape[0])
+        if self.pixels and conv == "dreamer_v3":
+            self.decoder: nn.Module = V3ConvDecoder(self.rssm.stoch, deter, depth=cnn_depth, units=units, act=act,
+                                                    channels=self.obs_shape[0], strided=conv_strided, blocks=blocks)
+        elif self.pixels:
+            self.decoder = ConvDecoder(feat, depth=cnn_depth, act=act, channels=self.obs_shape[0])
         else:
             self.decoder = MLP(feat, self.obs_shape[0], units=units, layers=decoder_layers, act=act, norm=norm)
         self.reward = ScalarHead(feat, kind=reward_head, units=units, layers=reward_layers, act=act, norm=norm,

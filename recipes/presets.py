@@ -46,7 +46,7 @@ _V3 = {
               "blocks": 8, "deter": 2048, "hidden": 256, "units": 256, "cnn_depth": 16, "act": "silu",
               "norm": "rms", "prior_layers": 2, "kl": "dyn_rep", "free_nats": 1.0, "dyn_scale": 1.0,
               "rep_scale": 0.1, "kl_scale": 1.0, "obs_loss": "symlog_mse", "symlog_inputs": True,
-              "reward_head": "symexp_twohot", "reward_layers": 1, "mlp_layers": 3, "pcont": True,
+              "reward_head": "symexp_twohot", "reward_layers": 1, "mlp_layers": 3, "pcont": True, "conv": "dreamer_v3",
               "pcont_layers": 1, "pcont_scale": 1.0},
     "behavior": {"actor_dist": "bounded_normal", "actor_grad": "reinforce", "actor_entropy": 3e-4,
                  "actor_min_std": 0.1, "actor_max_std": 1.0, "actor_layers": 3, "value_layers": 3,
