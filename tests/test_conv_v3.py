@@ -23,6 +23,25 @@ def test_encoder_shapes_and_input_scales(strided: bool) -> None:
     assert all(c.kernel_size == (5, 5) and c.stride == ((2, 2) if strided else (1, 1)) for c in convs)
 
 
+@pytest.mark.parametrize("act", ["silu", "elu"])
+def test_fused_norm_silu_matches_autograd_of_the_composite(act: str) -> None:
+    from dreamer_rl.nets.conv_v3 import ChannelNormAct
+
+    torch.manual_seed(0)
+    fused = ChannelNormAct(6, act)
+    with torch.no_grad():
+        fused.norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(3, 6, 4, 5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    ref = torch.nn.functional.silu(fused.norm(x)) if act == "silu" else torch.nn.functional.elu(fused.norm(x))
+    out = fused(x)
+    torch.testing.assert_close(out, ref)
+    dz = torch.randn_like(out)
+    g_out = torch.autograd.grad(out, [x, fused.norm.weight], dz)
+    g_ref = torch.autograd.grad(ref, [x, fused.norm.weight], dz)
+    for a, b in zip(g_out, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_channel_rms_norm_formula() -> None:
     torch.manual_seed(0)
     norm = ChannelRMSNorm(6)
@@ -42,7 +61,7 @@ def test_decoder_shapes_range_and_block_linear_input(strided: bool) -> None:
     out = dec(feat)
     assert out.shape == (5, 3, 64, 64) and out.min() > -0.5 and out.max() < 0.5  # sigmoid - 0.5
     seen = []
-    dec.space_norm.register_forward_hook(lambda m, inp, o: seen.append(inp[0].detach()))
+    dec.space_norm_act.register_forward_hook(lambda m, inp, o: seen.append(inp[0].detach()))
     with torch.no_grad():
         dec.space_stoch[-1].weight.zero_()  # leave only the deterministic path
     dec(feat)
