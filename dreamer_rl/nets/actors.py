@@ -25,6 +25,7 @@ our own rather than TorchRL's ``TanhNormal`` (reads ``(high != 1).any()`` on the
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any, Literal
 
@@ -211,7 +212,7 @@ class OneHotDist(Distribution):
         return torch.zeros_like(self.logits).scatter_(-1, index, 1.0)
 
 
-class _MLPActor(nn.Module):
+class _MLPActor(nn.Module, abc.ABC):
     """``MLP(feat_dim -> outputs_per_action * action_dim)``; subclasses turn the output into a distribution."""
 
     def __init__(self, feat_dim: int, action_dim: int, outputs_per_action: int, *, units: int, layers: int,
@@ -222,9 +223,9 @@ class _MLPActor(nn.Module):
         self.net = MLP(feat_dim, outputs_per_action * action_dim, units=units, layers=layers, act=act, **norm_kw)
         self.action_dim = action_dim
 
+    @abc.abstractmethod
     def dist(self, feat: torch.Tensor) -> Distribution:
         """The action distribution at ``feat [..., F]``: batch shape ``[...]``, events ``[..., A]``."""
-        raise NotImplementedError
 
     def forward(self, feat: torch.Tensor, sample: bool = True) -> torch.Tensor:
         """``[..., F] -> [..., A]``: a reparameterised sample (``sample=True``) or the distribution's mode."""
