@@ -14,6 +14,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
+from benchmarks.checkpoint_update import random_batch_fn
 from dreamer_rl.agent import Dreamer, build_dreamer
 from dreamer_rl.config import Recipe
 from dreamer_rl.policy import DreamerPolicy
@@ -61,12 +62,8 @@ def test_cuda_networks_match_cpu_and_a_full_update_runs() -> None:
         torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2, msg=name)  # cuDNN convs may use TF32
 
     learner = Learner(cuda_agent, recipe, obs_key="pixels")
-    B, T = recipe.train.batch_size, recipe.train.seq_len
-    is_init = torch.zeros(B, T, 1, dtype=torch.bool)
-    is_init[:, 0] = True
-    batch = TensorDict({"pixels": torch.randint(0, 256, (B, T, 3, 64, 64), dtype=torch.uint8),
-                        "action": torch.rand(B, T, 2) * 2 - 1, "reward": torch.randn(B, T, 1), "is_init": is_init,
-                        "terminated": torch.zeros(B, T, 1, dtype=torch.bool)}, [B, T]).cuda()
+    batch = random_batch_fn("pixels", (3, 64, 64), 2, recipe.train.batch_size, recipe.train.seq_len,
+                            torch.device("cuda"))()
     before = [p.detach().clone() for p in cuda_agent.parameters()]
     metrics = learner.update(batch)
     assert all(torch.isfinite(v).item() and v.device.type == "cuda" for v in metrics.values())
@@ -95,12 +92,8 @@ def test_v2_v3_update_on_cuda_is_finite_and_free_of_host_syncs(algo: str) -> Non
     torch.manual_seed(0)
     agent = build_dreamer(recipe, (3, 64, 64), 2).cuda()
     learner = Learner(agent, recipe, obs_key="pixels")
-    B, T = recipe.train.batch_size, recipe.train.seq_len
-    is_init = torch.zeros(B, T, 1, dtype=torch.bool)
-    is_init[:, 0] = True
-    batch = TensorDict({"pixels": torch.randint(0, 256, (B, T, 3, 64, 64), dtype=torch.uint8),
-                        "action": torch.rand(B, T, 2) * 2 - 1, "reward": torch.rand(B, T, 1), "is_init": is_init,
-                        "terminated": torch.zeros(B, T, 1, dtype=torch.bool)}, [B, T]).cuda()
+    batch = random_batch_fn("pixels", (3, 64, 64), 2, recipe.train.batch_size, recipe.train.seq_len,
+                            torch.device("cuda"))()
     learner.update(batch)  # first call: lazy initialisation may sync
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
