@@ -13,6 +13,14 @@ switched off (``time_limit=inf``) so this counter alone decides truncation; ``te
 itself ends the episode with discount 0.
 
 Rendering happens once per agent step, after the action-repeat loop (and once per reset), never per control frame.
+
+Discrete-action cartpole (the PlaNet discrete-action fork's tasks, :data:`DISCRETE_TASKS`): ``dmc_cartpole_balance_da``
+and ``dmc_cartpole_swingup_da`` offer 5 forces (:data:`FORCES_DA`), ``dmc_cartpole_balance_daf``,
+``dmc_cartpole_swingup_daf`` and ``dmc_cartpole_swingupsparse_daf`` (dm_control's ``swingup_sparse``) 9 finer ones
+(:data:`FORCES_DAF`). The action is one-hot ``[n]`` (``OneHot`` spec); its argmax picks the force from the table,
+which goes to dm_control as the 1-D continuous action. The fork runs them with action repeat 4 over 1000 frames, so
+``action_repeat="planet"`` gives 4 for these names (PlaNet's per-domain table says 8 for cartpole; the fork's
+discrete tasks use 4).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tensordict import TensorDict, TensorDictBase  # noqa: E402
-from torchrl.data import Bounded, Categorical, Composite, Unbounded  # noqa: E402
+from torchrl.data import Bounded, Categorical, Composite, OneHot, Unbounded  # noqa: E402
 from torchrl.envs import Compose, EnvBase, InitTracker, TransformedEnv  # noqa: E402
 
 from dreamer_rl.errors import MissingDependencyError, UserError  # noqa: E402
@@ -35,10 +43,14 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 __all__ = [
-    "DMCEnv",
+    "DISCRETE_TASKS",
     "DOMAIN_ALIASES",
     "DREAMER_TASKS",
+    "FORCES_DA",
+    "FORCES_DAF",
     "PLANET_ACTION_REPEAT",
+    "PLANET_DISCRETE_REPEAT",
+    "DMCEnv",
     "make",
     "planet_action_repeat",
     "resolve",
@@ -74,6 +86,22 @@ DREAMER_TASKS: tuple[str, ...] = tuple(
     )
 )  # fmt: skip
 
+#: The discrete-action fork's force tables: 5 forces (``_da``) and 9 finer ones (``_daf``), in cartpole's [-1, 1].
+FORCES_DA: tuple[float, ...] = (-1.0, -0.25, 0.0, 0.25, 1.0)
+FORCES_DAF: tuple[float, ...] = (-1.0, -0.25, -0.05, -0.01, 0.0, 0.01, 0.05, 0.25, 1.0)
+
+#: Discrete-action task name -> (dm_control domain, task, force table).
+DISCRETE_TASKS: dict[str, tuple[str, str, tuple[float, ...]]] = {
+    "dmc_cartpole_balance_da": ("cartpole", "balance", FORCES_DA),
+    "dmc_cartpole_swingup_da": ("cartpole", "swingup", FORCES_DA),
+    "dmc_cartpole_balance_daf": ("cartpole", "balance", FORCES_DAF),
+    "dmc_cartpole_swingup_daf": ("cartpole", "swingup", FORCES_DAF),
+    "dmc_cartpole_swingupsparse_daf": ("cartpole", "swingup_sparse", FORCES_DAF),
+}
+
+#: ``action_repeat="planet"`` for :data:`DISCRETE_TASKS`: the fork's repeat (not the cartpole entry of the table).
+PLANET_DISCRETE_REPEAT = 4
+
 #: dm_control bounds at or beyond this magnitude are treated as unbounded (lqr uses +-1e10): no rescaling there.
 _UNBOUNDED = 1e6
 
@@ -87,7 +115,7 @@ def _suite() -> ModuleType:
 
 
 def _table() -> dict[str, tuple[str, str]]:
-    """``name -> (domain, task)`` for every suite task and every alias."""
+    """``name -> (domain, task)`` for every suite task, every alias and every discrete-action task."""
     table: dict[str, tuple[str, str]] = {}
     for domain, task in _suite().ALL_TASKS:
         table[f"{PREFIX}{domain}_{task}"] = (domain, task)
@@ -95,11 +123,13 @@ def _table() -> dict[str, tuple[str, str]]:
         for d, task in _suite().ALL_TASKS:
             if d == domain:
                 table[f"{PREFIX}{alias}_{task}"] = (domain, task)
+    for name, (domain, task, _) in DISCRETE_TASKS.items():
+        table[name] = (domain, task)
     return table
 
 
 def task_names() -> list[str]:
-    """Every accepted ``dmc_`` name (suite tasks and Dreamer's aliases), sorted."""
+    """Every accepted ``dmc_`` name (suite tasks, Dreamer's aliases, discrete-action cartpole), sorted."""
     return sorted(_table())
 
 
@@ -118,11 +148,11 @@ def planet_action_repeat(domain: str) -> int:
     return PLANET_ACTION_REPEAT.get(DOMAIN_ALIASES.get(domain, domain), PLANET_DEFAULT_REPEAT)
 
 
-def _check_repeat(action_repeat: int | str, domain: str) -> int:
+def _check_repeat(action_repeat: int | str, domain: str, name: str = "") -> int:
     if isinstance(action_repeat, str):
         if action_repeat != "planet":
             raise UserError(f"action_repeat must be a positive integer or 'planet', got {action_repeat!r}")
-        return planet_action_repeat(domain)
+        return PLANET_DISCRETE_REPEAT if name in DISCRETE_TASKS else planet_action_repeat(domain)
     if isinstance(action_repeat, bool) or not isinstance(action_repeat, int) or action_repeat < 1:
         raise UserError(f"action_repeat must be a positive integer or 'planet', got {action_repeat!r}")
     return action_repeat
@@ -139,7 +169,8 @@ class DMCEnv(EnvBase):
       flattened and concatenated in dm_control's own key order (:attr:`dmc_observation_keys`).
     - ``action``: float32 ``[A]``, bounded in [-1, 1]. Tasks whose actuator range differs (quadruped's
       [-1, 1.1] / [-0.8, 0.8] joints) are rescaled affinely to their range; effectively unbounded ranges (lqr,
-      +-1e10) get the clipped action as is.
+      +-1e10) get the clipped action as is. With ``forces`` (discrete-action tasks, 1-D actuator): one-hot
+      ``[n]`` (``OneHot(n)`` spec, int64; any dtype accepted), and ``forces[argmax(action)]`` is the actuator value.
     - ``reward``: float32 ``[1]``, summed over the ``action_repeat`` control frames of the step.
     - ``done``, ``terminated``, ``truncated``: bool ``[1]``. ``truncated`` after ``max_episode_frames //
       action_repeat`` agent steps (and if dm_control ends an episode with non-zero discount); ``terminated`` only if
@@ -160,6 +191,7 @@ class DMCEnv(EnvBase):
         max_episode_frames: int = 1000,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        forces: tuple[float, ...] | None = None,
     ) -> None:
         if image_size < 1:
             raise UserError(f"image_size must be a positive integer, got {image_size!r}")
@@ -184,6 +216,9 @@ class DMCEnv(EnvBase):
         scaled = (np.abs(low) < _UNBOUNDED) & (np.abs(high) < _UNBOUNDED) & ((low != -1.0) | (high != 1.0))
         self._scaled = scaled if scaled.any() else None
         self._low, self._high = low, high
+        self.forces = None if forces is None else np.asarray(forces, dtype=np.float64)
+        if self.forces is not None and (spec.shape != (1,) or np.any(np.abs(self.forces) > 1.0)):
+            raise UserError(f"{domain}_{task}: a force table needs a 1-D action in [-1, 1], got shape {spec.shape}")
         self.dmc_observation_keys: list[str] = list(self._env.observation_spec().keys())
 
         if from_pixels:
@@ -193,7 +228,10 @@ class DMCEnv(EnvBase):
             dim = sum(int(np.prod(v.shape)) for v in self._env.observation_spec().values())
             obs = Unbounded(shape=(dim,), dtype=torch.float32, device=self.device)
             self.observation_spec = Composite(observation=obs, shape=(), device=self.device)
-        self.action_spec = Bounded(-1.0, 1.0, shape=spec.shape, dtype=torch.float32, device=self.device)
+        if self.forces is not None:
+            self.action_spec = OneHot(len(self.forces), dtype=torch.int64, device=self.device)
+        else:
+            self.action_spec = Bounded(-1.0, 1.0, shape=spec.shape, dtype=torch.float32, device=self.device)
         self.reward_spec = Unbounded(shape=(1,), dtype=torch.float32, device=self.device)
         flag = Categorical(2, shape=(1,), dtype=torch.bool, device=self.device)
         self.done_spec = Composite(
@@ -229,6 +267,8 @@ class DMCEnv(EnvBase):
         return TensorDict(out, batch_size=torch.Size([]), device=self.device)
 
     def _env_action(self, action: torch.Tensor) -> np.ndarray:
+        if self.forces is not None:  # one-hot [n] -> the table's force, shape [1]
+            return self.forces[int(action.detach().reshape(-1).float().argmax())].reshape(1)
         a = np.clip(action.detach().to("cpu", torch.float64).numpy(), -1.0, 1.0)
         if self._scaled is not None:
             rescaled = self._low + (a + 1.0) * 0.5 * (self._high - self._low)
@@ -274,11 +314,14 @@ def make(
 ) -> TransformedEnv:
     """Build ``name`` (``dmc_<domain>_<task>``) as ``TransformedEnv(DMCEnv(...), Compose(InitTracker()))``.
 
-    ``action_repeat`` is a positive int or ``"planet"`` (:data:`PLANET_ACTION_REPEAT`). The ``InitTracker`` adds
-    ``is_init`` (bool ``[1]``, True on the first observation of each episode); nothing else is transformed.
+    ``action_repeat`` is a positive int or ``"planet"`` (:data:`PLANET_ACTION_REPEAT`; 4 for the discrete-action
+    cartpole tasks of :data:`DISCRETE_TASKS`, whose one-hot action picks a force from the task's table). The
+    ``InitTracker`` adds ``is_init`` (bool ``[1]``, True on the first observation of each episode); nothing else
+    is transformed.
     """
     domain, task = resolve(name)
-    repeat = _check_repeat(action_repeat, domain)
+    repeat = _check_repeat(action_repeat, domain, name)
+    forces = DISCRETE_TASKS[name][2] if name in DISCRETE_TASKS else None
     base = DMCEnv(
         domain,
         task,
@@ -288,5 +331,6 @@ def make(
         max_episode_frames=max_episode_frames,
         seed=seed,
         device=device,
+        forces=forces,
     )
     return TransformedEnv(base, Compose(InitTracker()))
