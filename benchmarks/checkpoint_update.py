@@ -5,7 +5,7 @@ for reasons fresh weights do not show (subnormal floats in the weights, optimise
 produce were one: see :func:`dreamer_rl.runtime.flush_denormals`); timing both on the same random batches of the
 recipe's shape separates the state from the code.
 
-The checkpoint (``dreamer_rl.train.Run.save``) stores the recipe, the agent's ``state_dict`` and the optimiser
+The checkpoint (``dreamer_rl.training.Run.save``) stores the recipe, the agent's ``state_dict`` and the optimiser
 states, but not the observation or action sizes: :func:`infer_dims` reads them off the stored weights.
 """
 

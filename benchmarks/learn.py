@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from dreamer_rl.config import Recipe, deep_merge
-from dreamer_rl.train import Run, default_env_fn
+from dreamer_rl.training import Run, default_env_fn
 from recipes.presets import apply_presets
 
 
@@ -82,7 +82,7 @@ def main() -> None:
     p.add_argument("--runs-dir", default=None, help="keep the run here (checkpoint every eval; rerun to resume)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    logging.getLogger("dreamer_rl.train").setLevel(logging.INFO)
+    logging.getLogger("dreamer_rl.training").setLevel(logging.INFO)
     with contextlib.ExitStack() as stack:
         runs_dir = args.runs_dir or stack.enter_context(tempfile.TemporaryDirectory())
         recipe = learn_recipe(args.task, args.frames, args.batch, args.train_ratio, args.eval_every,

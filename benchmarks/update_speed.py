@@ -26,7 +26,7 @@ allocator setting, like for like. Prints ``sec_per_update_torchrl=``, ``sec_per_
 ``sec_per_update_torchrl_keep_freed_memory=``, ``speedup_vs_torchrl_same_allocator=``, ``peak_rss_mib_torchrl=``,
 ``peak_rss_mib_ours=``, then ``speedup_vs_torchrl=`` last. ``--size small_v3`` checks the plumbing in seconds.
 
-``--checkpoint PATH``: a checkpoint written by a training run (``dreamer_rl.train.Run.save``). The agent is rebuilt
+``--checkpoint PATH``: a checkpoint written by a training run (``dreamer_rl.training.Run.save``). The agent is rebuilt
 from the recipe stored in it (pixels ``[3, 64, 64]`` when ``env.from_pixels``, else a vector whose size, like the
 action size, is read off the stored weights) and ``Learner.update`` is timed on random batches of the recipe's
 ``[batch_size, seq_len]``, first with fresh weights, then with the stored weights and optimiser state. Prints

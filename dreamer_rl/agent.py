@@ -23,7 +23,9 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
+from dreamer_rl.action_space import ActionSpace
 from dreamer_rl.config import Recipe
+from dreamer_rl.errors import UserError
 from dreamer_rl.losses import ActorLoss, ValueLoss, WorldModelLoss
 from dreamer_rl.losses.value import ReplayValueLoss
 from dreamer_rl.losses.return_norm import PercentileReturnNorm
@@ -39,15 +41,29 @@ class Dreamer(nn.Module):
     """World model + actor + critic of one agent (+ slow critic and return normaliser when used)."""
 
     def __init__(self, world_model: WorldModel, actor: nn.Module, value: nn.Module,
-                 slow_value: SlowCritic | None = None, return_norm: PercentileReturnNorm | None = None) -> None:
+                 slow_value: SlowCritic | None = None, return_norm: PercentileReturnNorm | None = None,
+                 action_space: ActionSpace | None = None) -> None:
         super().__init__()
         self.world_model, self.actor, self.value = world_model, actor, value
         self.slow_value, self.return_norm = slow_value, return_norm
+        #: what the actor acts with (default: continuous actions of the world model's action width)
+        self.action_space = action_space or ActionSpace("continuous", (world_model.rssm.action_dim,))
 
 
-def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], action_dim: int) -> Dreamer:
-    """Networks for observations of ``obs_shape`` (``(3, 64, 64)`` pixels or ``(D,)``) and ``action_dim`` actions."""
+def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | ActionSpace) -> Dreamer:
+    """Networks for observations of ``obs_shape`` (``(3, 64, 64)`` pixels or ``(D,)``) and ``actions``.
+
+    ``actions``: an :class:`~dreamer_rl.action_space.ActionSpace` (a discrete one gets a one-hot categorical actor per
+    sub-space whatever ``behavior.actor_dist`` says, since that field picks among continuous distributions), or an
+    int ``A`` for continuous actions in [-1, 1].
+    """
     m, b = recipe.model, recipe.behavior
+    space = actions if isinstance(actions, ActionSpace) else ActionSpace("continuous", (int(actions),))
+    action_dim = space.dim
+    actor_dist = "onehot" if space.discrete else b.actor_dist
+    if actor_dist == "onehot" and not space.discrete:
+        raise UserError("behavior.actor_dist 'onehot' needs a discrete action space, but the env's actions are "
+                        "continuous; use tanh_normal, trunc_normal or bounded_normal")
     wm = WorldModel(obs_shape, action_dim, stoch=m.stoch, deter=m.deter, hidden=m.hidden, units=m.units,
                     cnn_depth=m.cnn_depth, act=m.act, min_std=m.min_std, latent=m.latent, cell=m.cell,
                     classes=m.classes, unimix=m.unimix, norm=m.norm, prior_layers=m.prior_layers, blocks=m.blocks,
@@ -56,15 +72,15 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], action_dim: int) -
                     symlog_inputs=m.symlog_inputs, bins=m.bins, conv=m.conv, conv_strided=m.conv_strided)
     feat, units = wm.rssm.feat_dim, b.actor_units or m.units
     kw: dict[str, Any] = {}
-    if b.actor_dist == "tanh_normal":
+    if actor_dist == "tanh_normal":
         kw = dict(init_std=b.actor_init_std, min_std=b.actor_min_std)
-    elif b.actor_dist == "trunc_normal":
+    elif actor_dist == "trunc_normal":
         kw = dict(min_std=b.actor_min_std)
-    elif b.actor_dist == "bounded_normal":
+    elif actor_dist == "bounded_normal":
         kw = dict(min_std=b.actor_min_std, max_std=b.actor_max_std)
-    elif b.actor_dist == "onehot":
-        kw = dict(unimix=b.actor_unimix)
-    actor = make_actor(b.actor_dist, feat, action_dim, units=units, layers=b.actor_layers, act=m.act, norm=m.norm,
+    if actor_dist == "onehot":
+        kw = dict(unimix=b.actor_unimix, sizes=space.sizes)
+    actor = make_actor(actor_dist, feat, action_dim, units=units, layers=b.actor_layers, act=m.act, norm=m.norm,
                        **kw)
     value = ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act, norm=m.norm,
                        bins=m.bins)
@@ -72,7 +88,14 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], action_dim: int) -
             if b.slow_critic != "none" else None)
     norm = (PercentileReturnNorm(decay=b.return_norm_decay, limit=b.return_norm_limit)
             if b.return_norm == "percentile" else None)
-    return Dreamer(wm, actor, value, slow, norm)
+    return Dreamer(wm, actor, value, slow, norm, space)
+
+
+def resolve_actor_grad(actor_grad: str, space: ActionSpace) -> str:
+    """``auto`` -> DreamerV2's choice: ``reinforce`` for discrete actions, ``dynamics`` for continuous ones."""
+    if actor_grad == "auto":
+        return "reinforce" if space.discrete else "dynamics"
+    return actor_grad
 
 
 class Learner(nn.Module):
@@ -94,7 +117,8 @@ class Learner(nn.Module):
                                                dyn_scale=m.dyn_scale, rep_scale=m.rep_scale)
         self.world_model_loss.set_keys(observation=obs_key)
         self.actor_loss = ActorLoss(agent.world_model, agent.actor, agent.value, horizon=b.horizon, gamma=b.gamma,
-                                    lambda_=b.lambda_, actor_grad=b.actor_grad, grad_mix=b.actor_grad_mix,
+                                    lambda_=b.lambda_, actor_grad=resolve_actor_grad(b.actor_grad, agent.action_space),
+                                    grad_mix=b.actor_grad_mix,
                                     entropy=b.actor_entropy, slow_value=agent.slow_value,
                                     slow_target=b.slow_critic_target, return_norm=agent.return_norm)
         self.value_loss = ValueLoss(agent.value, slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dreamer_rl.losses.actor import ActorGrad
 from dreamer_rl.losses.kl import KLKind
 from dreamer_rl.losses.slow_critic import SlowKind
 from dreamer_rl.nets.actors import ActorKind
@@ -35,6 +34,15 @@ class EnvConfig(_Section):
         2, description="env frames per agent action, or 'planet' for PlaNet's per-domain repeats")
     image_size: int = Field(64, description="rendered frame height and width in pixels", ge=16)
     max_episode_frames: int = Field(1000, description="episode length in env frames (time limit)", ge=2)
+    reward_clip: Literal["none", "tanh", "sign"] = Field(
+        "none", description="clip the rewards the agent learns from (reported returns stay raw)")
+    num_envs: int = Field(1, description="envs stepped in parallel worker processes (1: in this process)", ge=1)
+    sticky_actions: float = Field(0.25, description="atari_: probability of repeating the previous action",
+                                  ge=0, le=1)
+    noop_max: int = Field(30, description="atari_: most no-op actions at the start of an episode", ge=0)
+    grayscale: bool = Field(True, description="atari_: grayscale frames [1, H, W] (False: colour [3, H, W])")
+    full_action_space: bool = Field(False, description="atari_: all 18 actions (False: the game's minimal set)")
+    life_loss: bool = Field(False, description="atari_: a lost life ends the continuation target (training only)")
 
 
 class ModelConfig(_Section):
@@ -89,10 +97,11 @@ class BehaviorConfig(_Section):
     """How the agent acts and learns to act."""
 
     actor_dist: ActorKind = Field(
-        "tanh_normal", description="actor distribution: 'tanh_normal' (V1), 'trunc_normal' (V2), "
-        "'bounded_normal' (V3), 'onehot' (discrete)")
-    actor_grad: ActorGrad = Field(
-        "dynamics", description="actor gradient: 'dynamics' (backprop through the model), 'reinforce', 'both'")
+        "tanh_normal", description="actor distribution of continuous actions: 'tanh_normal' (V1), 'trunc_normal' "
+        "(V2), 'bounded_normal' (V3); discrete action spaces always use 'onehot' (a categorical per sub-space)")
+    actor_grad: Literal["dynamics", "reinforce", "both", "auto"] = Field(
+        "dynamics", description="actor gradient: 'dynamics' (backprop through the model; straight-through for "
+        "discrete actions), 'reinforce', 'both', or 'auto' (V2: reinforce for discrete actions, dynamics for continuous)")
     actor_grad_mix: float = Field(0.1, description="weight of the dynamics gradient with actor_grad 'both'", ge=0,
                                   le=1)
     actor_entropy: float = Field(0.0, description="entropy bonus η of the actor", ge=0)
@@ -117,9 +126,15 @@ class BehaviorConfig(_Section):
     actor_units: int = Field(0, description="width of actor and critic (0: model.units)", ge=0)
     actor_init_std: float = Field(5.0, description="initial pre-tanh std of the actor", gt=0)
     actor_min_std: float = Field(1e-4, description="minimum pre-tanh std of the actor", gt=0)
-    expl: Literal["additive_gaussian", "random", "none"] = Field(
-        "additive_gaussian", description="exploration while collecting")
-    expl_amount: float = Field(0.3, description="std of the additive Gaussian action noise", ge=0)
+    expl: Literal["additive_gaussian", "epsilon_greedy", "random", "none"] = Field(
+        "additive_gaussian", description="exploration while collecting: Gaussian action noise (continuous actions; "
+        "discrete actions get ε-greedy with the same amount), ε-greedy, uniformly random actions, or none")
+    expl_amount: float = Field(0.3, description="std of the Gaussian action noise, or ε of ε-greedy", ge=0)
+    expl_decay: float = Field(0.0, description="env frames over which expl_amount decays linearly (0: constant)",
+                              ge=0)
+    expl_min: float = Field(0.0, description="floor of the decaying exploration amount", ge=0)
+    eval_noise: float = Field(0.0, description="ε of ε-greedy at evaluation (discrete actions; TF1 discrete: 0.001)",
+                              ge=0, le=1)
 
 
 class TrainConfig(_Section):

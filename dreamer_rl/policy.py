@@ -4,8 +4,14 @@ At every env step the policy reads the observation ``o_t``, ``is_init_t`` and th
 previous step, filters the posterior and picks an action:
 
     (h_t, z_t) = obs_step(h_{t-1}, z_{t-1}, a_{t-1}, enc(o_t))     (zeroed first where is_init_t)
-    a_t = π(feat_t) + ε,  ε ~ N(0, expl_amount²), clipped to [-1, 1]   (exploring)
-    a_t = tanh(mean π(feat_t))                                          (evaluating)
+    a_t = π(feat_t) + ε,  ε ~ N(0, expl_amount²), clipped to [-1, 1]   (exploring, continuous)
+    a_t = ε-greedy(one-hot sample of π(feat_t), expl_amount)           (exploring, discrete)
+    a_t = mode π(feat_t)   (tanh of the mean; the one-hot argmax, ε-greedy with eval_noise)   (evaluating)
+
+``expl_amount`` decays with the env frames of the run (:func:`~dreamer_rl.action_space.explore_amount`; the
+collecting loop sets :attr:`DreamerPolicy.frames`). Action kinds come from the agent's
+:class:`~dreamer_rl.action_space.ActionSpace`: uniform random actions are uniform in [-1, 1] or a uniform one-hot per
+sub-space, and ε-greedy replaces an env's whole action with such a random one.
 
 The recurrent state travels with the TensorDict under ``("recurrent", "deter" | "stoch" | "action")``: read at the
 root, written to ``("next", "recurrent", ...)`` so TorchRL's ``step_mdp`` carries it to the next step, and primed
@@ -25,6 +31,7 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.data import Unbounded
 from torchrl.envs import EnvBase, TensorDictPrimer, TransformedEnv
 
+from dreamer_rl.action_space import explore_amount
 from dreamer_rl.agent import Dreamer
 
 Mode = Literal["random", "explore", "eval"]
@@ -35,12 +42,16 @@ class DreamerPolicy(TensorDictModuleBase):
     """TensorDict acting policy over a :class:`~dreamer_rl.agent.Dreamer` (see the module docstring)."""
 
     def __init__(self, agent: Dreamer, *, obs_key: str = "pixels", expl_amount: float = 0.3,
-                 expl: Literal["additive_gaussian", "random", "none"] = "additive_gaussian",
-                 mode: Mode = "explore") -> None:
+                 expl: Literal["additive_gaussian", "epsilon_greedy", "random", "none"] = "additive_gaussian",
+                 mode: Mode = "explore", expl_decay: float = 0.0, expl_min: float = 0.0,
+                 eval_noise: float = 0.0) -> None:
         super().__init__()
         self.agent = agent
         self.obs_key, self.expl_amount, self.expl = obs_key, expl_amount, expl
+        self.expl_decay, self.expl_min, self.eval_noise = expl_decay, expl_min, eval_noise
         self.mode: Mode = mode
+        #: env frames collected so far (drives the exploration schedule)
+        self.frames = 0
         self.in_keys = [obs_key, "is_init", *RECURRENT_KEYS]
         self.out_keys = ["action", *[("next", *k) for k in RECURRENT_KEYS]]
 
@@ -79,22 +90,33 @@ class DreamerPolicy(TensorDictModuleBase):
         embed = wm.embed(obs.to(device))
         deter, stoch = rssm.obs_step(deter, stoch, prev_action, embed, is_init)
         feat = rssm.feat(stoch, deter)
-        if self.mode == "random" or (self.mode == "explore" and self.expl == "random"):
-            action = torch.rand(*batch, rssm.action_dim, device=device) * 2 - 1
-        elif self.mode == "eval":
-            action = self.agent.actor(feat, sample=False)
-        else:
-            action = self.agent.actor(feat, sample=True)
-            if self.expl == "additive_gaussian":
-                action = action + self.expl_amount * torch.randn_like(action)
-        # the env's range: V3's bounded-normal samples are unbounded (its authors clip in the env wrapper)
-        action = action.clamp(-1, 1)
+        action = self._act(feat, batch, device)
         out_device = obs.device
         tensordict.set("action", action.to(out_device))
         tensordict.set(("next", "recurrent", "deter"), deter.to(out_device))
         tensordict.set(("next", "recurrent", "stoch"), stoch.to(out_device))
         tensordict.set(("next", "recurrent", "action"), action.to(out_device))
         return tensordict
+
+    def exploration(self) -> float:
+        """The exploration amount now: ``expl_amount`` decayed over :attr:`frames`."""
+        return explore_amount(self.expl_amount, self.frames, self.expl_decay, self.expl_min)
+
+    def _act(self, feat: torch.Tensor, batch: torch.Size, device: torch.device) -> torch.Tensor:
+        space = self.agent.action_space
+        if self.mode == "random" or (self.mode == "explore" and self.expl == "random"):
+            return space.random(*batch, device=device)
+        if self.mode == "eval":
+            action = self.agent.actor(feat, sample=False)
+            return space.epsilon_greedy(action, self.eval_noise) if space.discrete else action
+        action = self.agent.actor(feat, sample=True)
+        amount = self.exploration()
+        if self.expl == "epsilon_greedy" or (space.discrete and self.expl == "additive_gaussian"):
+            action = space.epsilon_greedy(action, amount)
+        elif self.expl == "additive_gaussian":
+            action = action + amount * torch.randn_like(action)
+        # the env's range: V3's bounded-normal samples are unbounded (its authors clip in the env wrapper)
+        return action if space.discrete else action.clamp(-1, 1)
 
 
 def with_recurrent_state(env: EnvBase, policy: DreamerPolicy) -> EnvBase:

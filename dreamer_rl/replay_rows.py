@@ -45,9 +45,17 @@ class StepRowWriter:
     Missing inputs are derived: ``is_init`` from the previous transition's ``done`` (an env's first transition
     starts an episode), ``terminated`` from ``("next", "done")``, ``truncated`` as ``done & ~terminated``. A
     fresh writer that sees a mid-episode transition (``is_init`` False) starts a new id without a reset row.
+
+    Training-only targets: a ``("next", "life_lost")`` flag (Atari life loss, :mod:`envs.atari`) is stored as
+    ``terminated`` (the continuation target is 0 there) while the episode goes on under the same id; and
+    ``reward_clip`` (``"tanh"`` or ``"sign"``, the seeds' ``clip_rewards``) clips the stored reward. The env's own
+    rewards, and so every reported return, stay raw.
     """
 
-    def __init__(self, obs_keys: Sequence[str] = ("pixels",)) -> None:
+    def __init__(self, obs_keys: Sequence[str] = ("pixels",), reward_clip: str = "none") -> None:
+        if reward_clip not in ("none", "tanh", "sign"):
+            raise ValueError(f"reward_clip must be 'none', 'tanh' or 'sign', got {reward_clip!r}")
+        self.reward_clip = reward_clip
         if isinstance(obs_keys, str):
             obs_keys = (obs_keys,)
         if not obs_keys:
@@ -144,9 +152,16 @@ class StepRowWriter:
             return full
 
         out["action"] = on_next_rows(action, torch.float32)
-        out["reward"] = on_next_rows(nxt.get("reward").reshape(n, -1), torch.float32)
+        reward = nxt.get("reward").reshape(n, -1).to(torch.float32)
+        if self.reward_clip == "tanh":
+            reward = torch.tanh(reward)
+        elif self.reward_clip == "sign":
+            reward = torch.sign(reward)
+        life_lost = nxt.get("life_lost", None)
+        cont_end = terminated | _flag(life_lost, n, device) if life_lost is not None else terminated
+        out["reward"] = on_next_rows(reward, torch.float32)
         out["is_init"] = is_reset_row.unsqueeze(-1)
-        out["terminated"] = on_next_rows(terminated.unsqueeze(-1), torch.bool)
+        out["terminated"] = on_next_rows(cont_end.unsqueeze(-1), torch.bool)
         out["truncated"] = on_next_rows(truncated.unsqueeze(-1), torch.bool)
         out["episode"] = episode
         out["step_count"] = step.unsqueeze(-1)

@@ -1,7 +1,7 @@
 """DreamerV3 in your own TorchRL loop: a plain TorchRL collector and replay buffer, our agent and learner.
 
 The recipe (``dreamer_v3`` preset, tiny ``debug`` sizes) only chooses the options; nothing here runs our training
-loop (:mod:`dreamer_rl.train`). The pieces:
+loop (:mod:`dreamer_rl.training`). The pieces:
 
 - env: ``envs.make_env`` -> a TorchRL ``EnvBase`` (DMC cartpole from its state vector, ``InitTracker`` last);
 - ``DreamerPolicy``: a TensorDict module that filters the RSSM posterior and acts; its ``TensorDictPrimer``

@@ -89,24 +89,40 @@ def format_validation_error(err: ValidationError) -> str:
     return f"bad value for {loc}: {e.get('input')!r} ({e['msg']})"
 
 
-def resolve_recipe(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:
-    """Presets in order, then dotted overrides, validated into a frozen :class:`Recipe` (one-line errors)."""
-    for name in args.preset:
+def make_recipe(*presets: str, overrides: dict[str, Any] | None = None,
+                base: dict[str, Any] | None = None) -> Recipe:
+    """A validated :class:`Recipe`: ``presets`` applied in order onto ``base``, then dotted ``overrides``.
+
+    ``make_recipe("dreamer_v3", "debug", overrides={"run.steps": 600, "env.task": "gym_CartPole-v1"})``. Mistakes
+    raise :class:`~dreamer_rl.errors.UserError` with the command line's one-line message (unknown preset with a
+    suggestion, unknown field, bad value).
+    """
+    for name in presets:
         if name not in PRESETS:
             close = difflib.get_close_matches(name, PRESETS, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise UserError(f"unknown preset '{name}'; {hint}available: {', '.join(PRESETS)}")
-    merged = apply_presets(args.preset, base)
-    overrides: dict[str, Any] = {}
-    for name, _ in _leaf_fields(Recipe):
-        raw = getattr(args, name, None)
-        if raw is not None:
-            _set_dotted(overrides, name, _parse_value(raw))
-    merged = deep_merge(merged, overrides)
+    merged = apply_presets(list(presets), base)
+    nested: dict[str, Any] = {}
+    for dotted, value in (overrides or {}).items():
+        if dotted.count(".") != 1:
+            raise UserError(f"override {dotted!r} must be named <section>.<field>, e.g. 'run.steps'")
+        _set_dotted(nested, dotted, value)
+    merged = deep_merge(merged, nested)
     try:
         return Recipe.model_validate(merged)
     except ValidationError as err:
         raise UserError(format_validation_error(err)) from None
+
+
+def resolve_recipe(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:
+    """Presets in order, then dotted overrides, validated into a frozen :class:`Recipe` (one-line errors)."""
+    overrides: dict[str, Any] = {}
+    for name, _ in _leaf_fields(Recipe):
+        raw = getattr(args, name, None)
+        if raw is not None:
+            overrides[name] = _parse_value(raw)
+    return make_recipe(*args.preset, overrides=overrides, base=base)
 
 
 def recipe_text(recipe: Recipe) -> str:

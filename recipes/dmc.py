@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
             make_env(recipe.env.task, from_pixels=False)
         print(recipe_text(recipe), flush=True)
-        from dreamer_rl.train import summary_json, train
+        from dreamer_rl.training import summary_json, train
 
         summary = train(recipe)
         print(summary_json(summary))

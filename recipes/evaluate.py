@@ -15,7 +15,7 @@ from dreamer_rl.agent import build_dreamer
 from dreamer_rl.checkpoint import load_checkpoint, seed_everything
 from dreamer_rl.config import Recipe
 from dreamer_rl.policy import DreamerPolicy
-from dreamer_rl.train import default_env_fn, evaluate, resolve_device
+from dreamer_rl.training import default_env_fn, evaluate, resolve_device
 from dreamer_rl.video import write_video
 
 log = logging.getLogger(__name__)

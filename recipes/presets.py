@@ -4,7 +4,9 @@ Defaults of :class:`dreamer_rl.config.Recipe` are Dreamer V1 on DMC from pixels,
 An algorithm preset (``dreamer_v1``, ``kl_balance``, ``dreamer_v2``, ``dreamer_v3``) sets ``run.algo``; a domain
 preset (``dmc_vision``, ``dmc_proprio``) then applies that algorithm's authors' settings for the domain (a preset
 given as ``{algo: overrides}`` picks the entry of the ``run.algo`` set so far). Sizes: ``size1m`` ... ``size400m``
-(DreamerV3's table) and ``v2_dmc`` / ``v2_atari`` (DreamerV2's sizes for DMC and Atari).
+(DreamerV3's table) and ``v2_dmc`` / ``v2_atari`` (DreamerV2's sizes for DMC and Atari). Discrete actions and
+Atari: ``discrete`` (the TF1 seed's), ``atari`` (each algorithm's authors' Atari setup), ``atari100k`` (DreamerV3's
+Atari 100k benchmark setup); ``gym`` for Gymnasium tasks from their state vector.
 
 Train ratios: ours is gradient updates per env frame. The JAX DreamerV3's ``train_ratio`` is replayed steps per
 policy step, so ``updates / frame = train_ratio / (batch · length) / action_repeat``: dmc_proprio 1024 / (16·64) / 2
@@ -20,14 +22,14 @@ from dreamer_rl.config import deep_merge
 ALGO_PRESETS = ("dreamer_v1", "kl_balance", "dreamer_v2", "dreamer_v3")
 
 # DreamerV2 (danijar/dreamerv2 configs.yaml `defaults`): 32x32 categorical latents, LayerNorm GRU 1024, KL balance
-# 0.8, truncated-normal actor learned through the dynamics (continuous; reinforce for discrete), entropy 2e-3,
+# 0.8, truncated-normal actor, actor gradient `auto` (dynamics for continuous, reinforce for discrete), entropy 2e-3,
 # slow critic copied every 100 updates and used for the targets, Adam eps 1e-5, batch 16x50, train every 5 steps.
 _V2 = {
     "model": {"latent": "categorical", "stoch": 32, "classes": 32, "cell": "gru_ln", "deter": 1024, "hidden": 1024,
               "units": 400, "cnn_depth": 48, "kl": "balanced", "kl_balance": 0.8, "free_nats": 0.0,
               "free_avg": True, "kl_scale": 1.0, "reward_layers": 4, "mlp_layers": 4, "pcont_layers": 4,
               "pcont_scale": 1.0},
-    "behavior": {"actor_dist": "trunc_normal", "actor_grad": "dynamics", "actor_grad_mix": 0.1,
+    "behavior": {"actor_dist": "trunc_normal", "actor_grad": "auto", "actor_grad_mix": 0.1,
                  "actor_entropy": 2e-3, "actor_min_std": 0.1, "actor_layers": 4, "value_layers": 4,
                  "slow_critic": "hard", "slow_critic_every": 100, "slow_critic_target": True, "expl": "none"},
     "train": {"batch_size": 16, "seq_len": 50, "model_lr": 1e-4, "actor_lr": 8e-5, "value_lr": 2e-4,
@@ -118,12 +120,56 @@ PRESETS: dict[str, dict[str, Any]] = {
         "run": {"steps": 1000, "log_every": 200, "eval_every": 500, "save_every": 500},
     },
 }
+# The TF1 Dreamer's `discrete` preset (google-research/dreamer scripts/configs.py): one-hot actor, horizon 10, KL
+# scale 0.1, tanh-clipped rewards, ε-greedy 0.4 decaying linearly over 1e7 steps to 0.4 · 0.25 = 0.1, test ε 0.001.
+_DISCRETE = {
+    "model": {"kl_scale": 0.1},
+    "behavior": {"horizon": 10, "expl": "epsilon_greedy", "expl_amount": 0.4, "expl_decay": 1e7, "expl_min": 0.1,
+                 "eval_noise": 0.001},
+    "env": {"reward_clip": "tanh"},
+}
+PRESETS["discrete"] = _DISCRETE
+# Atari frames: 27k agent steps = 108k frames per episode at action repeat 4.
+_ATARI_ENV = {"from_pixels": True, "action_repeat": 4, "max_episode_frames": 108_000, "image_size": 64}
+PRESETS["atari"] = {"per_algo": {
+    # TF1 Dreamer `[dreamer, pcont, discrete, atari]`: a life loss ends the episode for the continuation target.
+    "dreamer_v1": deep_merge(deep_merge(PRESETS["pcont"], _DISCRETE), {"env": {**_ATARI_ENV, "life_loss": True}}),
+    "kl_balance": deep_merge(deep_merge(PRESETS["pcont"], _DISCRETE), {"env": {**_ATARI_ENV, "life_loss": True}}),
+    # dreamerv2 configs.yaml `atari`: deter 600, grey 64x64, sticky actions, tanh reward clipping, γ 0.999, KL 0.1,
+    # discount loss 5, lr 2e-4 / 4e-5 / 1e-4, entropy 1e-3, train every 16 agent steps (1 update per 64 frames),
+    # prefill 50k agent steps (200k frames); the continuation head is on (its `pred_discount`).
+    "dreamer_v2": {"env": {**_ATARI_ENV, "grayscale": True, "sticky_actions": 0.25, "reward_clip": "tanh"},
+                   "model": {"deter": 600, "hidden": 600, "kl_scale": 0.1, "pcont": True, "pcont_scale": 5.0},
+                   "behavior": {"gamma": 0.999, "actor_entropy": 1e-3, "actor_grad": "auto"},
+                   "train": {"model_lr": 2e-4, "actor_lr": 4e-5, "value_lr": 1e-4, "train_ratio": 1 / 64,
+                             "train_every": 64, "prefill": 200_000}},
+    # dreamerv3 configs.yaml `atari` (200M frames): 96x96 grey, sticky actions, all 18 actions, train ratio 32
+    # (32 / (16·64) / 4 updates per frame), size200m.
+    "dreamer_v3": {"env": {**_ATARI_ENV, "image_size": 96, "grayscale": True, "sticky_actions": 0.25,
+                           "full_action_space": True},
+                   "train": {"train_ratio": 32 / 1024 / 4}, "run": {"steps": 204_000_000}},
+}}
+# dreamerv3 configs.yaml `atari100k`: 64x64 colour, no sticky actions, the minimal action set, 30 no-ops, train
+# ratio 256 (0.0625 updates per frame), 100k agent steps = 400k frames.
+PRESETS["atari100k"] = {"env": {**_ATARI_ENV, "grayscale": False, "sticky_actions": 0.0, "full_action_space": False},
+                        "train": {"train_ratio": 256 / 1024 / 4}, "run": {"steps": 400_000}}
+# Gymnasium tasks from their state vector, one frame per action. DreamerV3: size1m with train ratio 512 (0.5
+# updates per frame), as its proprio setting.
+PRESETS["gym"] = {"per_algo": {
+    "dreamer_v1": {"env": {"from_pixels": False, "action_repeat": 1}, "model": {"free_nats": 1.0}},
+    "kl_balance": {"env": {"from_pixels": False, "action_repeat": 1}, "model": {"free_nats": 1.0}},
+    "dreamer_v2": {"env": {"from_pixels": False, "action_repeat": 1}, "model": {"free_nats": 1.0}},
+    "dreamer_v3": {"env": {"from_pixels": False, "action_repeat": 1}, "train": {"train_ratio": 0.5}},
+}}
 for _name, (_deter, _hidden, _classes, _depth, _units) in _V3_SIZES.items():
     PRESETS[_name] = {"model": {"deter": _deter, "hidden": _hidden, "classes": _classes, "cnn_depth": _depth,
                                 "units": _units}}
 # dreamerv3 `dmc_proprio` trains size1m
 PRESETS["dmc_proprio"]["per_algo"]["dreamer_v3"] = deep_merge(PRESETS["size1m"],
                                                               PRESETS["dmc_proprio"]["per_algo"]["dreamer_v3"])
+PRESETS["gym"]["per_algo"]["dreamer_v3"] = deep_merge(PRESETS["size1m"], PRESETS["gym"]["per_algo"]["dreamer_v3"])
+# dreamerv3 `atari` trains the default size200m
+PRESETS["atari"]["per_algo"]["dreamer_v3"] = deep_merge(PRESETS["size200m"], PRESETS["atari"]["per_algo"]["dreamer_v3"])
 
 
 def apply_presets(names: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from dreamer_rl.config import Recipe
-from dreamer_rl.train import Run
+from dreamer_rl.training import Run
 from recipes.presets import PRESETS
 
 

@@ -128,7 +128,7 @@ def test_planet_action_repeat() -> None:
         make_env("dmc_cheetah_run", from_pixels=False, action_repeat=0)
 
 
-def test_gym_frame_counting_and_pixels_rejected() -> None:
+def test_gym_frame_counting_and_pixels() -> None:
     env = make_env("gym_CartPole-v1", from_pixels=False, action_repeat=2, max_episode_frames=10)
     traj = env.rollout(100, policy=lambda td: td.set("action", torch.tensor([1, 0])), break_when_any_done=True)
     assert traj.shape[0] <= 5 and bool(traj["next", "done"][-1])
@@ -136,8 +136,9 @@ def test_gym_frame_counting_and_pixels_rejected() -> None:
     traj = _rollout(env, 100)
     assert traj.shape == (5,) and bool(traj["next", "truncated"][-1]) and not traj["next", "terminated"].any()
     assert torch.equal(env.action_spec.space.high, torch.ones(1))  # rescaled from Pendulum's [-2, 2]
-    with pytest.raises(UserError, match="from_pixels=False"):
-        make_env("gym_Pendulum-v1")
+    env = make_env("gym_Pendulum-v1", action_repeat=2, max_episode_frames=10)  # pixels by default, rendered
+    td = env.reset()
+    assert td["pixels"].shape == (3, 64, 64) and td["pixels"].dtype == torch.uint8
 
 
 # -- names ---------------------------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ def test_names_with_underscored_domains() -> None:
         ("dmc_cheetah_walk", "dmc_cheetah_run"),
         ("cheetah_run", "dmc_cheetah_run"),
         ("gym_Pendulum-v9", "gym_Pendulum-v1"),
-        ("atari_pong", "suites: dmc_, gym_"),
+        ("atari_pongg", "atari_pong"),
     ],
 )
 def test_unknown_task_one_line(name: str, hint: str) -> None:

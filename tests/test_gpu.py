@@ -18,7 +18,7 @@ from benchmarks.checkpoint_update import random_batch_fn
 from dreamer_rl.agent import Dreamer, build_dreamer
 from dreamer_rl.config import Recipe
 from dreamer_rl.policy import DreamerPolicy
-from dreamer_rl.train import resolve_device
+from dreamer_rl.training import resolve_device
 from recipes.presets import PRESETS
 from tests.helpers import figures, run_recipe
 

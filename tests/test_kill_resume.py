@@ -64,7 +64,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
 def test_killed_before_first_checkpoint_starts_over(tmp_path: Path) -> None:
     """Replay files without a checkpoint (a kill during the prefill) do not stop the run from starting again."""
     from dreamer_rl.config import Recipe
-    from dreamer_rl.train import Run
+    from dreamer_rl.training import Run
     from recipes.presets import PRESETS
 
     recipe = Recipe.model_validate({

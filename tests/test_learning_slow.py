@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from dreamer_rl.train import Run
+from dreamer_rl.training import Run
 
 pytestmark = pytest.mark.slow
 

@@ -52,7 +52,7 @@ def test_random_prefill_mode_gives_uniform_actions_and_rows() -> None:
 
 def test_evaluate_carries_the_recurrent_state_on_an_env_without_the_primer() -> None:
     """``evaluate`` on a bare env acts exactly as on an env that has the primer (the state is carried)."""
-    from dreamer_rl.train import evaluate
+    from dreamer_rl.training import evaluate
 
     def bare_env():
         return make_env("dmc_cartpole_balance", from_pixels=False, max_episode_frames=60, seed=5)

@@ -9,7 +9,7 @@ import pytest
 
 from dreamer_rl.config import Recipe
 from dreamer_rl.errors import UserError
-from dreamer_rl.train import Run
+from dreamer_rl.training import Run
 
 
 def _check(recipe: Recipe, stored: dict) -> None:

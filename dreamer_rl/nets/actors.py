@@ -324,26 +324,73 @@ class BoundedNormalActor(_MLPActor):
         return Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
 
 
+class MultiOneHotDist(Distribution):
+    """Independent :class:`OneHotDist` blocks over ``[..., Σ n_i]`` (a MultiDiscrete action, one one-hot per part).
+
+        sample = concat_i sample_i,   log p(a) = Σ_i log p_i(a_i),   H = Σ_i H_i,   mode = concat_i mode_i
+
+    >>> d = MultiOneHotDist(torch.zeros(3 + 4), (3, 4))
+    >>> d.sample().sum(), d.entropy()   # log 3 + log 4
+    (tensor(2.), tensor(2.4849))
+    """
+
+    arg_constraints: dict[str, Any] = {}
+    has_rsample = True
+
+    def __init__(self, logits: torch.Tensor, sizes: tuple[int, ...]) -> None:
+        self.sizes = tuple(sizes)
+        self.parts = [OneHotDist(block) for block in logits.split(list(self.sizes), -1)]
+        super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> torch.Tensor:  # noqa: D102
+        return torch.cat([d.sample(sample_shape) for d in self.parts], -1)
+
+    def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> torch.Tensor:  # noqa: D102
+        return torch.cat([d.rsample(sample_shape) for d in self.parts], -1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        blocks = value.split(list(self.sizes), -1)
+        return torch.stack([d.log_prob(v) for d, v in zip(self.parts, blocks)], -1).sum(-1)
+
+    def entropy(self) -> torch.Tensor:  # noqa: D102
+        return torch.stack([d.entropy() for d in self.parts], -1).sum(-1)
+
+    @property
+    def mode(self) -> torch.Tensor:  # noqa: D102
+        return torch.cat([d.mode for d in self.parts], -1)
+
+
 class OneHotActor(_MLPActor):
-    """Discrete actions: a categorical over ``A`` classes with one-hot actions ``[..., A]``.
+    """Discrete actions: a categorical per sub-space with one-hot actions ``[..., A]``, ``A = Σ sizes``.
 
     DreamerV2 ``OneHotDist`` (straight-through ``rsample``), DreamerV3 ``outs.OneHot`` / ``Categorical`` with
-    ``unimix`` (V3 policy: 0.01): ``logits = log((1 - u) softmax(l) + u / A)``. ``forward(feat)`` returns the
-    straight-through sample (forward value one-hot, gradient of the probabilities); ``sample=False`` the one-hot
-    argmax. :meth:`dist`: a :class:`OneHotDist` (analytic entropy).
+    ``unimix`` (V3 policy: 0.01): ``logits = log((1 - u) softmax(l) + u / n)`` per block. ``forward(feat)`` returns
+    the straight-through sample (forward value one-hot, gradient of the probabilities), so V1's dynamics
+    backpropagation works through it (the TF1 seed's ``discrete`` preset); ``sample=False`` the one-hot argmax.
+    :meth:`dist`: a :class:`OneHotDist` (one block, ``sizes=None``) or a :class:`MultiOneHotDist` (a MultiDiscrete
+    space, one block per part, each sampled on its own).
 
     >>> actor = OneHotActor(30, 4, units=64, layers=2, unimix=0.01)
     >>> actor(torch.randn(8, 30)).sum(-1)
     tensor([1., 1., 1., 1., 1., 1., 1., 1.], grad_fn=<SumBackward1>)
+    >>> OneHotActor(30, 7, units=64, layers=2, sizes=(3, 4))(torch.randn(2, 30)).sum(-1)
+    tensor([2., 2.], grad_fn=<SumBackward1>)
     """
 
     def __init__(self, feat_dim: int, action_dim: int, *, units: int, layers: int, act: Activation = "elu",
-                 norm: NormKind = "none", unimix: float = 0.0) -> None:
+                 norm: NormKind = "none", unimix: float = 0.0, sizes: tuple[int, ...] | None = None) -> None:
         super().__init__(feat_dim, action_dim, 1, units=units, layers=layers, act=act, norm=norm)
         self.unimix = unimix
+        self.sizes = tuple(sizes) if sizes is not None else (action_dim,)
+        if sum(self.sizes) != action_dim:
+            raise ValueError(f"OneHotActor: sizes {self.sizes} must sum to action_dim {action_dim}")
 
-    def dist(self, feat: torch.Tensor) -> OneHotDist:  # noqa: D102
-        return OneHotDist(unimix_logits(self.net(feat), self.unimix))
+    def dist(self, feat: torch.Tensor) -> OneHotDist | MultiOneHotDist:  # noqa: D102
+        raw = self.net(feat)
+        if len(self.sizes) == 1:
+            return OneHotDist(unimix_logits(raw, self.unimix))
+        blocks = [unimix_logits(b, self.unimix) for b in raw.split(list(self.sizes), -1)]
+        return MultiOneHotDist(torch.cat(blocks, -1), self.sizes)
 
 
 _ACTORS: dict[str, type[_MLPActor]] = {
@@ -368,5 +415,5 @@ def make_actor(kind: ActorKind, feat_dim: int, action_dim: int, *, units: int, l
     return _ACTORS[kind](feat_dim, action_dim, units=units, layers=layers, act=act, norm=norm, **kw)
 
 
-__all__ = ["BoundedNormalActor", "OneHotActor", "OneHotDist", "TanhNormal", "TanhNormalActor", "TruncNormal",
+__all__ = ["BoundedNormalActor", "MultiOneHotDist", "OneHotActor", "OneHotDist", "TanhNormal", "TanhNormalActor", "TruncNormal",
            "TruncNormalActor", "make_actor"]

@@ -14,6 +14,7 @@ buffer and the same MLflow run.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from torchrl.collectors import Collector
 from torchrl.envs import EnvBase
 from tqdm import tqdm
 
+from dreamer_rl.action_space import ActionSpace
 from dreamer_rl.agent import Dreamer, Learner, build_dreamer
 from dreamer_rl.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from dreamer_rl.config import Recipe
@@ -59,8 +61,12 @@ def default_env_fn(recipe: Recipe, seed: int) -> EnvBase:
     from envs import make_env
 
     e = recipe.env
+    options = {}
+    if e.task.startswith("atari_"):
+        options = dict(sticky_actions=e.sticky_actions, noop_max=e.noop_max, grayscale=e.grayscale,
+                       full_action_space=e.full_action_space, life_loss=e.life_loss)
     return make_env(e.task, from_pixels=e.from_pixels, action_repeat=e.action_repeat, image_size=e.image_size,
-                    max_episode_frames=e.max_episode_frames, seed=seed)
+                    max_episode_frames=e.max_episode_frames, seed=seed, **options)
 
 
 def action_repeat_of(env: EnvBase, recipe: Recipe) -> int:
@@ -86,6 +92,7 @@ class Counters:
     last_save: int = 0
     last_return: float = float("nan")
     episode_return: float = 0.0
+    env_returns: list[float] = field(default_factory=list)  # running return of each parallel env's episode
     evals: list[tuple[int, float]] = field(default_factory=list)  # (frames, mean eval return)
 
 
@@ -125,6 +132,27 @@ class Run:
         if self.ckpt_path.exists():
             resume_state = load_checkpoint(self.ckpt_path, map_location=self.device)
             self._check_same_recipe(resume_state["recipe"])
+        seed_everything(r.seed)
+        self.counters = Counters()
+        if resume_state is not None:
+            self.counters = Counters(**resume_state["counters"])
+            self.counters.episode_return = 0.0  # the env starts a new episode
+            self.counters.env_returns = []
+        # env and networks first: a bad env, action space or size fails here, before anything is written
+        self.env = self._make_train_env(r.seed + 1000 * self.counters.episodes)
+        try:
+            self.obs_key = "pixels" if "pixels" in self.env.observation_spec.keys() else "observation"
+            if recipe.env.num_envs == 1:
+                self.repeat = action_repeat_of(self.env, recipe)
+            obs_shape = tuple(self.env.observation_spec[self.obs_key].shape[self.env.batch_dims:])
+            self.action_space = ActionSpace.from_spec(self.env.action_spec_unbatched, where=recipe.env.task)
+            self.agent: Dreamer = build_dreamer(recipe, obs_shape, self.action_space).to(self.device)
+        except BaseException:
+            self.env.close()
+            raise
+        self.learner = Learner(self.agent, recipe, obs_key=self.obs_key)
+        self.policy = self._policy("random")
+        self.env = with_recurrent_state(self.env, self.policy)
         self.tracker: Tracker | None = None
         if recipe.tracking.enabled:
             tags = {"algo": r.algo, "task": recipe.env.task, "seed": str(r.seed)}
@@ -144,26 +172,10 @@ class Run:
             log.warning("%s has replay files but no checkpoint; starting the run over", self.dir)
             shutil.rmtree(stale)
         (self.dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
-        seed_everything(r.seed)
-        self.counters = Counters()
-        if resume_state is not None:
-            self.counters = Counters(**resume_state["counters"])
-            self.counters.episode_return = 0.0  # the env starts a new episode
-        self.env = self.env_fn(recipe, r.seed + 1000 * self.counters.episodes)
-        self.obs_key = "pixels" if "pixels" in self.env.observation_spec.keys() else "observation"
-        self.repeat = action_repeat_of(self.env, recipe)
-        obs_shape = tuple(self.env.observation_spec[self.obs_key].shape)
-        action_dim = self.env.action_spec.shape[-1]
-        self.agent: Dreamer = build_dreamer(recipe, obs_shape, action_dim).to(self.device)
-        self.learner = Learner(self.agent, recipe, obs_key=self.obs_key)
-        b = recipe.behavior
-        self.policy = DreamerPolicy(self.agent, obs_key=self.obs_key, expl=b.expl, expl_amount=b.expl_amount,
-                                    mode="random")
-        self.env = with_recurrent_state(self.env, self.policy)
         t = recipe.train
         self.buffer = make_replay_buffer(capacity=t.replay_capacity, seq_len=t.seq_len, batch_size=t.batch_size,
-                                         scratch_dir=self.dir / "replay")
-        self.writer = StepRowWriter(obs_keys=(self.obs_key,))
+                                         scratch_dir=self.dir / "replay", fragmented=recipe.env.num_envs > 1)
+        self.writer = StepRowWriter(obs_keys=(self.obs_key,), reward_clip=recipe.env.reward_clip)
         if resume_state is not None:
             self.agent.load_state_dict(resume_state["agent"])
             self.learner.load_optim_state(resume_state["optim"])
@@ -173,6 +185,31 @@ class Run:
             log.info("resumed %s at %d frames, %d updates", recipe.run_name, self.counters.frames,
                      self.counters.updates)
         self.resumed = resume_state is not None
+
+    def _make_train_env(self, seed: int) -> EnvBase:
+        """The collecting env: ``env_fn(recipe, seed)``, or ``env.num_envs`` of them in TorchRL worker processes.
+
+        Worker ``i`` is built with seed ``seed + 1_000_003 · i`` (distinct from every other worker's and from the
+        evaluation seeds), so each env of a parallel run sees its own episodes.
+        """
+        n = self.recipe.env.num_envs
+        if n == 1:
+            return self.env_fn(self.recipe, seed)
+        if self.env_fn is not default_env_fn and not getattr(self.env_fn, "picklable_factory", False):
+            raise UserError("env.num_envs > 1 needs envs that worker processes can build: pass a registered task "
+                            "name or a callable building the env, not an env instance")
+        from torchrl.envs import ParallelEnv
+
+        probe = self.env_fn(self.recipe, seed)  # the workers' envs answer no attribute questions
+        self.repeat = action_repeat_of(probe, self.recipe)
+        probe.close()
+        makers = [functools.partial(self.env_fn, self.recipe, seed + 1_000_003 * i) for i in range(n)]
+        return ParallelEnv(n, makers, mp_start_method="spawn")
+
+    def _policy(self, mode: str) -> DreamerPolicy:
+        b = self.recipe.behavior
+        return DreamerPolicy(self.agent, obs_key=self.obs_key, expl=b.expl, expl_amount=b.expl_amount,
+                             expl_decay=b.expl_decay, expl_min=b.expl_min, eval_noise=b.eval_noise, mode=mode)
 
     def _check_same_recipe(self, stored: dict[str, Any]) -> None:
         """A resumed run must use the same recipe (the frame budget and clocks may change).
@@ -209,17 +246,22 @@ class Run:
             self.tracker.log_artifact(self.ckpt_path, "checkpoints")
 
     def _record_episodes(self, batch: TensorDictBase) -> list[float]:
+        """Returns of the episodes that ended in ``batch`` (``[T]`` or ``[E, T]``), env by env, in order."""
         c = self.counters
-        rewards = batch.get(("next", "reward")).reshape(-1).tolist()
-        dones = batch.get(("next", "done")).reshape(-1).tolist()
+        rewards = batch.get(("next", "reward")).reshape(*batch.shape).reshape(-1, batch.shape[-1]).tolist()
+        dones = batch.get(("next", "done")).reshape(*batch.shape).reshape(-1, batch.shape[-1]).tolist()
+        if len(c.env_returns) != len(rewards):
+            c.env_returns = [c.episode_return] + [0.0] * (len(rewards) - 1)
         finished = []
-        for reward, done in zip(rewards, dones):
-            c.episode_return += reward
-            if done:
-                finished.append(c.episode_return)
-                c.episodes += 1
-                c.last_return = c.episode_return
-                c.episode_return = 0.0
+        for env, (env_rewards, env_dones) in enumerate(zip(rewards, dones)):
+            for reward, done in zip(env_rewards, env_dones):
+                c.env_returns[env] += reward
+                if done:
+                    finished.append(c.env_returns[env])
+                    c.episodes += 1
+                    c.last_return = c.env_returns[env]
+                    c.env_returns[env] = 0.0
+        c.episode_return = c.env_returns[0]
         return finished
 
     def _train(self, updates: int) -> dict[str, float]:
@@ -235,7 +277,7 @@ class Run:
     def _eval_and_log(self, step: int) -> list[float]:
         r, max_steps = self.recipe, self.recipe.env.max_episode_frames // self.repeat
         eval_env = self.env_fn(r, r.run.seed + 10_000 + step)
-        eval_policy = DreamerPolicy(self.agent, obs_key=self.obs_key, mode="eval")
+        eval_policy = self._policy("eval")
         returns, video = evaluate(eval_env, eval_policy, r.run.eval_episodes, max_steps)
         eval_env.close()
         self.counters.evals.append((step, float(np.mean(returns))))
@@ -254,7 +296,9 @@ class Run:
     def loop(self) -> dict[str, float]:
         """Collect, train, log, evaluate and save until ``run.steps`` frames; returns the last figures."""
         r, t, c = self.recipe.run, self.recipe.train, self.counters
-        steps_per_batch = max(1, t.train_every // self.repeat)
+        n_envs = self.recipe.env.num_envs  # the collector counts steps of all envs together
+        steps_per_batch = n_envs * max(1, t.train_every // (self.repeat * n_envs))
+        self.policy.frames = c.frames
         collector = Collector(self.env, self.policy, frames_per_batch=steps_per_batch, total_frames=-1)
         if c.frames >= t.prefill:
             self.policy.mode = "explore"
@@ -270,6 +314,7 @@ class Run:
                 self.buffer.extend(self.writer(batch))
                 new_frames = batch.numel() * self.repeat
                 c.frames += new_frames
+                self.policy.frames = c.frames
                 finished = self._record_episodes(batch)
                 if c.frames >= t.prefill:
                     self.policy.mode = "explore"
@@ -306,15 +351,42 @@ class Run:
     def close(self, status: str = "FINISHED") -> None:
         if self.tracker:
             self.tracker.end(status)
-        self.env.close()
+        if not getattr(self.env, "is_closed", False):  # the collector's shutdown closes worker envs itself
+            self.env.close(raise_if_closed=False)
 
 
-def train(recipe: Recipe, env_fn: EnvFn | None = None) -> dict[str, float]:
-    """Train (or resume) the run named by ``recipe`` until ``recipe.run.steps`` env frames; returns final figures.
+def train(env: Any, recipe: Recipe | EnvFn | None = None, env_fn: EnvFn | None = None) -> dict[str, float]:
+    """Train (or resume) a run until ``recipe.run.steps`` env frames; returns the CLI's summary.
 
-    ``env_fn(recipe, seed) -> EnvBase`` builds the env (default: the registry of :mod:`envs`).
+    ``train(env, recipe)``: ``env`` is a ``gymnasium.Env``, a TorchRL ``EnvBase``, a registered task name
+    (``"gym_CartPole-v1"``, ``"atari_pong"``) or a callable building one; evaluation runs on a fresh instance of
+    the same env (:mod:`dreamer_rl.env_source`). The run is tracked in MLflow and checkpointed as on the command
+    line; its task name (run name, tags) is the given name or ``gym_<spec id>`` when there is one.
+    ``train(recipe)`` / ``train(recipe, env_fn)``: the registered env of ``recipe.env.task``, or
+    ``env_fn(recipe, seed) -> EnvBase``.
+
+    Returns ``{"frames", "updates", "episodes", "train_return", "eval_return"}``.
+
+    >>> import gymnasium
+    >>> from recipes import make_recipe
+    >>> train(gymnasium.make("CartPole-v1"), make_recipe("dreamer_v3", "debug", overrides={"run.steps": 600}))
+    ... # doctest: +SKIP
     """
-    run = Run(recipe, env_fn)
+    if isinstance(env, Recipe):
+        if recipe is not None and not callable(recipe):
+            raise UserError("train(recipe, env_fn): the second argument must be an env_fn(recipe, seed)")
+        recipe, env_fn = env, env_fn or recipe  # type: ignore[assignment]
+    else:
+        if not isinstance(recipe, Recipe):
+            raise UserError(f"train(env, recipe) needs a Recipe as its second argument (recipes.make_recipe(...)), "
+                            f"got {type(recipe).__name__}")
+        from dreamer_rl.env_source import env_source, task_name_of
+
+        name = task_name_of(env)
+        if name is not None and name != recipe.env.task:
+            recipe = recipe.model_copy(update={"env": recipe.env.model_copy(update={"task": name})})
+        env_fn = env_source(env)
+    run = Run(recipe, env_fn)  # type: ignore[arg-type]
     status = "FAILED"
     try:
         summary = run.loop()
