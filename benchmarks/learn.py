@@ -3,6 +3,7 @@
     python -m benchmarks.learn                       # DreamerV1, 50k frames from the state vector; ~70 min on 2 cores
     python -m benchmarks.learn --preset dreamer_v3 --task dmc_cartpole_balance --frames 50000
     python -m benchmarks.learn --frames 20000 --pixels
+    python -m benchmarks.learn --preset dreamer_v3 --task gym_CartPole-v1 --frames 20000   # discrete actions
     python -m benchmarks.learn --frames 100000 --runs-dir runs/learn   # checkpointed: rerun to resume or extend
 
 Prints the eval return at every evaluation, then ``random_return=`` (mean over episodes of uniform random actions on
@@ -45,14 +46,16 @@ def learn_recipe(task: str = "dmc_cartpole_balance", frames: int = 50_000, batch
                  train_ratio: float | None = None, eval_every: int = 5000, eval_episodes: int = 3,
                  pixels: bool = False, seed: int = 0, runs_dir: str = "runs", keep: bool = False,
                  preset: str = "dreamer_v1") -> Recipe:
-    """The benchmark's recipe: ``preset`` + ``dmc_proprio`` (or ``dmc_vision``), no tracking.
+    """The benchmark's recipe: ``preset`` + ``dmc_proprio`` (or ``dmc_vision``; ``gym`` for ``gym_`` tasks), no
+    tracking.
 
     ``batch`` / ``train_ratio``: ``None`` keeps the preset's (DreamerV1: 16 and 0.1, its recorded CPU setting).
     ``keep``: checkpoint at every evaluation so that a rerun resumes (otherwise never checkpoint).
     """
     if preset == "dreamer_v1":
         batch, train_ratio = batch or 16, train_ratio or 0.1
-    base = apply_presets([preset, "dmc_vision" if pixels else "dmc_proprio"])
+    domain = "gym" if task.startswith("gym_") else "dmc_vision" if pixels else "dmc_proprio"
+    base = apply_presets([preset, domain])
     train = {k: v for k, v in (("batch_size", batch), ("train_ratio", train_ratio)) if v is not None}
     recipe = Recipe.model_validate(deep_merge(base, {"env": {"task": task}, "train": train}))
     prefix = "learn" if preset == "dreamer_v1" else f"learn-{preset}"

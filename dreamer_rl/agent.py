@@ -153,6 +153,7 @@ class Learner(nn.Module):
             replay = TensorDict({
                 "feat": rssm.feat(states.get(keys.posterior_stoch), states.get(keys.posterior_deter)),
                 "reward": batch.get(keys.reward), "terminated": batch.get(keys.terminated),
+                "is_init": batch.get(keys.is_init),
                 "bootstrap": imagined["lambda_return"][0].reshape(B, T, 1),  # G_0 of imagination from each state
             }, batch_size=[B, T])
             losses.update(self.repval_loss(replay).items())

@@ -158,6 +158,9 @@ class TrainConfig(_Section):
     agc: float = Field(0.3, description="LaProp adaptive gradient clipping ratio (0: off)", ge=0)
     laprop_eps: float = Field(1e-20, description="LaProp epsilon", gt=0)
     replay_capacity: int = Field(1_000_000, description="replay capacity in stored steps", ge=100)
+    replay_slices: Literal["episode", "stream"] = Field(
+        "episode", description="training sequences inside one episode (V1, V2) or across episode boundaries of "
+        "an env's stream, the model reset at each episode start (V3; trains on episodes shorter than seq_len)")
     keep_freed_memory: bool = Field(
         True, description="keep freed activation memory for the next update (glibc; avoids page-fault storms)")
 

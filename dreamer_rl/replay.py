@@ -131,6 +131,7 @@ def make_replay_buffer(
     scratch_dir: str | Path | None = None,
     prefetch: int = 0,
     fragmented: bool = False,
+    slices: str = "episode",
 ) -> TensorDictReplayBuffer:
     """A replay buffer of stored rows that samples ``batch_size`` sequences of ``seq_len`` rows.
 
@@ -143,6 +144,10 @@ def make_replay_buffer(
             exit when None. Keep it to resume with :func:`restore_replay`; a buffer built over a dir that
             already holds data refuses to write before :func:`restore_replay` (TorchRL raises: file exists).
         prefetch: batches sampled ahead in background threads (0: none).
+        slices: ``"episode"`` (a slice stays inside one episode: Dreamer V1, V2) or ``"stream"`` (a slice runs
+            over its env's stream of rows across episode boundaries, where ``is_init`` resets the model:
+            DreamerV3's replay, and the only way to train on episodes shorter than ``seq_len``; the rows need
+            :class:`StepRowWriter` ``streams=True``).
         fragmented: rebuild episodes split over non-adjacent storage segments from ``(episode,
             step_count)`` (TorchRL ``SliceSampler(fragmented=True)``): needed when several envs write (the
             :class:`StepRowWriter` gets ``[E, N]`` batches); slower to sample at large capacity. False (one
@@ -154,10 +159,13 @@ def make_replay_buffer(
     """
     if seq_len < 1 or batch_size < 1 or capacity < seq_len:
         raise ValueError(f"need 1 <= seq_len <= capacity, batch_size >= 1; got {capacity=}, {seq_len=}, {batch_size=}")
-    sampler_kwargs: dict[str, Any] = {"fragmented": True, "step_key": "step_count"} if fragmented else {}
+    if slices not in ("episode", "stream"):
+        raise ValueError(f"slices must be 'episode' or 'stream', got {slices!r}")
+    traj_key, step_key = ("episode", "step_count") if slices == "episode" else ("stream", "stream_step")
+    sampler_kwargs: dict[str, Any] = {"fragmented": True, "step_key": step_key} if fragmented else {}
     sampler = EpisodeSliceSampler(
         slice_len=seq_len,
-        traj_key="episode",
+        traj_key=traj_key,
         strict_length=True,
         truncated_key=None,  # rows carry their own terminated/truncated; no sampler-made ("next", ...) keys
         init_key=None,  # is_init keeps its meaning (an episode start), slice starts are not marked
@@ -212,6 +220,12 @@ def replay_state(buffer: TensorDictReplayBuffer) -> dict[str, Any]:
     length = len(storage)
     data = _storage_td(buffer)
     max_episode = int(_plain(data.get("episode"))[:length].max()) if data is not None and length else -1
+    stream_ends: dict[str, int] = {}  # stream id -> its largest stream_step stored (stream slices only)
+    if data is not None and length and "stream" in data.keys():
+        streams = _plain(data.get("stream"))[:length]
+        steps = _plain(data.get("stream_step"))[:length].reshape(-1)
+        for sid in torch.unique(streams[streams >= 0]).tolist():
+            stream_ends[str(sid)] = int(steps[streams == sid].max())
     last_cursor = storage._last_cursor_index  # noqa: SLF001 - the sampler's "newest row" marker
     writer = {k: int(v) if isinstance(v, torch.Tensor) else v for k, v in buffer.writer.state_dict().items()}
     return {
@@ -221,6 +235,7 @@ def replay_state(buffer: TensorDictReplayBuffer) -> dict[str, Any]:
         "writer": writer,
         "last_cursor": -1 if last_cursor is None else int(last_cursor),
         "max_episode": max_episode,
+        "stream_ends": stream_ends,
         "sampler": dict(buffer.sampler.state_dict()),
         "scratch_dir": getattr(storage, "scratch_dir", None),
     }
@@ -280,6 +295,15 @@ def restore_replay(buffer: TensorDictReplayBuffer, state: dict[str, Any]) -> Non
             if slots.numel():
                 episode[slots] = -1 - slots
                 _plain(data.get("step_count"))[slots] = 0
+            if "stream" in data.keys():  # stream rows written after the checkpoint: detached the same way
+                stream = _plain(data.get("stream"))
+                steps = _plain(data.get("stream_step")).reshape(-1)
+                ends = state.get("stream_ends", {})
+                known = _stream_ends_lookup(stream[:length], ends)
+                stale = (steps[:length] > known).nonzero().squeeze(-1)
+                if stale.numel():
+                    stream[stale] = -1 - stale
+                    steps[stale] = 0
         storage._bump_mutation_revision()  # noqa: SLF001 - invalidates sampler caches of other content
 
     buffer.writer.load_state_dict(dict(state["writer"]))
@@ -287,6 +311,14 @@ def restore_replay(buffer: TensorDictReplayBuffer, state: dict[str, Any]) -> Non
     if getattr(buffer, "_prefetch_queue", None):  # batches sampled before the restore are stale
         with buffer._futures_lock:  # noqa: SLF001
             buffer._clear_prefetch_queue_locked()  # noqa: SLF001
+
+
+def _stream_ends_lookup(stream: torch.Tensor, ends: dict[str, int]) -> torch.Tensor:
+    """``ends[str(stream[i])]`` (-1 if absent) for every row, vectorised over the few stream ids."""
+    out = torch.full_like(stream, -1)
+    for sid, end in ends.items():
+        out[stream == int(sid)] = end
+    return out
 
 
 def stored_bytes(buffer: TensorDictReplayBuffer) -> int:

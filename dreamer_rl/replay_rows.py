@@ -50,12 +50,20 @@ class StepRowWriter:
     ``terminated`` (the continuation target is 0 there) while the episode goes on under the same id; and
     ``reward_clip`` (``"tanh"`` or ``"sign"``, the seeds' ``clip_rewards``) clips the stored reward. The env's own
     rewards, and so every reported return, stay raw.
+
+    Streams (``streams=True``, for slices that cross episode boundaries, DreamerV3's replay): every row also gets
+    ``stream`` (int64 ``[]``), the id of its env's row stream in this writer's life, and ``stream_step`` (int64
+    ``[1]``), its position in that stream (0, 1, 2, ... across episodes). A restored writer
+    (:meth:`load_state_dict`) opens new streams, so rows written before and after a resume never form one slice.
     """
 
-    def __init__(self, obs_keys: Sequence[str] = ("pixels",), reward_clip: str = "none") -> None:
+    def __init__(self, obs_keys: Sequence[str] = ("pixels",), reward_clip: str = "none", streams: bool = False) -> None:
         if reward_clip not in ("none", "tanh", "sign"):
             raise ValueError(f"reward_clip must be 'none', 'tanh' or 'sign', got {reward_clip!r}")
-        self.reward_clip = reward_clip
+        self.reward_clip, self.streams = reward_clip, streams
+        self._next_stream = 0
+        self._stream: list[int] = []  # per env: stream id
+        self._stream_step: list[int] = []  # per env: stream_step of the env's next row
         if isinstance(obs_keys, str):
             obs_keys = (obs_keys,)
         if not obs_keys:
@@ -76,6 +84,10 @@ class StepRowWriter:
         envs = [transitions] if transitions.ndim == 1 else list(transitions.unbind(0))
         if not self._episode:
             self._episode, self._step, self._done = [-1] * len(envs), [-1] * len(envs), [True] * len(envs)
+        if not self._stream:
+            self._stream = list(range(self._next_stream, self._next_stream + len(envs)))
+            self._stream_step = [0] * len(envs)
+            self._next_stream += len(envs)
         elif len(self._episode) != len(envs):
             raise ValueError(
                 f"StepRowWriter was tracking {len(self._episode)} envs but got transitions for {len(envs)}; "
@@ -165,6 +177,11 @@ class StepRowWriter:
         out["truncated"] = on_next_rows(truncated.unsqueeze(-1), torch.bool)
         out["episode"] = episode
         out["step_count"] = step.unsqueeze(-1)
+        if self.streams:
+            out["stream"] = torch.full((n_rows,), self._stream[env], dtype=torch.int64, device=device)
+            first = self._stream_step[env]
+            out["stream_step"] = torch.arange(first, first + n_rows, dtype=torch.int64, device=device).unsqueeze(-1)
+            self._stream_step[env] = first + n_rows
 
         self._next_episode += int(start.sum())
         self._episode[env] = int(episode_t[-1])
@@ -180,6 +197,7 @@ class StepRowWriter:
             "episode": list(self._episode),
             "step_count": list(self._step),
             "done": list(self._done),
+            "next_stream": self._next_stream,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -192,3 +210,5 @@ class StepRowWriter:
         self._episode = [int(v) for v in state["episode"]]
         self._step = [int(v) for v in state["step_count"]]
         self._done = [bool(v) for v in state["done"]]
+        self._next_stream = int(state.get("next_stream", 0)) + len(self._episode)  # fresh streams after a resume
+        self._stream, self._stream_step = [], []

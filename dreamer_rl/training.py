@@ -174,8 +174,10 @@ class Run:
         (self.dir / "recipe.json").write_text(recipe.model_dump_json(indent=2))
         t = recipe.train
         self.buffer = make_replay_buffer(capacity=t.replay_capacity, seq_len=t.seq_len, batch_size=t.batch_size,
-                                         scratch_dir=self.dir / "replay", fragmented=recipe.env.num_envs > 1)
-        self.writer = StepRowWriter(obs_keys=(self.obs_key,), reward_clip=recipe.env.reward_clip)
+                                         scratch_dir=self.dir / "replay", fragmented=recipe.env.num_envs > 1,
+                                         slices=t.replay_slices)
+        self.writer = StepRowWriter(obs_keys=(self.obs_key,), reward_clip=recipe.env.reward_clip,
+                                    streams=t.replay_slices == "stream")
         if resume_state is not None:
             self.agent.load_state_dict(resume_state["agent"])
             self.learner.load_optim_state(resume_state["optim"])
@@ -283,7 +285,12 @@ class Run:
         self.counters.evals.append((step, float(np.mean(returns))))
         log.info("eval at %d frames: return %.1f over %d episodes", step, float(np.mean(returns)), len(returns))
         if self.tracker:
-            self.tracker.log_metrics({"eval/return": float(np.mean(returns))}, step)
+            figures = {"eval/return": float(np.mean(returns))}
+            if r.env.task.startswith("atari_"):  # as the Atari papers report: (score - random) / (human - random)
+                from envs.atari import human_normalized
+
+                figures["eval/human_normalized"] = human_normalized(r.env.task, figures["eval/return"])
+            self.tracker.log_metrics(figures, step)
             if r.tracking.video and video is not None:
                 self.tracker.log_video("eval/episode", video, step)
             if r.tracking.video and self.obs_key == "pixels" and len(self.buffer) > 0:

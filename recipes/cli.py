@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import sys
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any, Callable, NoReturn
 
 from pydantic import BaseModel, ValidationError
 
@@ -128,3 +130,52 @@ def resolve_recipe(args: argparse.Namespace, base: dict[str, Any] | None = None)
 def recipe_text(recipe: Recipe) -> str:
     """The resolved recipe as printed at start."""
     return json.dumps(recipe.model_dump(mode="json"), indent=2)
+
+
+def run_main(args: argparse.Namespace, *, suite: str, task: str | None, default_presets: tuple[str, ...] = (),
+             base: dict[str, Any] | None = None, check: Callable[[Recipe], None] | None = None,
+             report: Callable[[Recipe, dict[str, Any]], dict[str, Any]] | None = None) -> int:
+    """The body of every ``python -m recipes.<suite>``: ``--eval`` a checkpoint, or resolve the recipe and train.
+
+    ``task``: the full task name given by the suite's own flag (``None``: keep ``--env.task`` / the presets'),
+    ``default_presets``: applied when ``--preset`` is not given, ``base``: the suite's recipe defaults under every
+    preset, ``check(recipe)``: the suite's own validation (raises :class:`UserError`), ``report(recipe, summary)``:
+    figures the suite adds to the summary. Prints the recipe, trains, prints the summary as JSON and as
+    ``name=value`` lines; every user mistake is one line and exit status 2.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for name in ("dreamer_rl", "recipes"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("torchrl").setLevel(logging.WARNING)
+    try:
+        if args.eval:
+            from recipes.evaluate import evaluate_checkpoint
+
+            if not args.checkpoint:
+                raise UserError("--eval needs --checkpoint PATH (a runs/<name>/checkpoints/latest.pt file)")
+            given = resolve_recipe(args).run  # validates --run.* like a training run (one-line errors)
+            episodes = given.eval_episodes if args.__dict__["run.eval_episodes"] is not None else None
+            evaluate_checkpoint(Path(args.checkpoint), video=args.video, episodes=episodes, device=given.device)
+            return 0
+        if task is not None:
+            setattr(args, "env.task", task)
+        if not args.preset:
+            args.preset = list(default_presets)
+        recipe = resolve_recipe(args, base)
+        if not recipe.env.task.startswith(f"{suite}_"):
+            raise UserError(f"env.task {recipe.env.task!r} is not a {suite}_ task; this command trains {suite}_ "
+                            f"tasks (see --help)")
+        if check is not None:
+            check(recipe)
+        print(recipe_text(recipe), flush=True)
+        from dreamer_rl.training import summary_json, train
+
+        summary = train(recipe)
+        extra = report(recipe, summary) if report is not None else {}
+        summary = {**summary, **extra}
+        print(summary_json(summary))
+        for k in ("frames", "updates", "train_return", "eval_return", *extra):
+            print(f"{k}={summary[k]}")
+        return 0
+    except UserError as err:
+        fail(str(err))

@@ -1,4 +1,4 @@
-"""Evaluate a saved agent: ``python -m recipes.dmc --eval --checkpoint PATH [--video OUT.mp4]``.
+"""Evaluate a saved agent: ``python -m recipes.dmc --eval --checkpoint PATH [--video OUT.mp4]`` (any recipe module).
 
 Rebuilds the env and the agent from the recipe stored in the checkpoint, runs greedy episodes (actor mode, no
 exploration noise), prints ``eval_return=<mean>`` and writes the first episode's video.
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamer_rl.action_space import ActionSpace
 from dreamer_rl.agent import build_dreamer
 from dreamer_rl.checkpoint import load_checkpoint, seed_everything
 from dreamer_rl.config import Recipe
@@ -36,9 +37,10 @@ def evaluate_checkpoint(path: Path, video: str | None = None, episodes: int | No
     env = default_env_fn(recipe, recipe.run.seed + 20_000)
     obs_key = state["obs_key"]
     obs_shape = tuple(env.observation_spec[obs_key].shape)
-    agent = build_dreamer(recipe, obs_shape, env.action_spec.shape[-1]).to(device)
+    space = ActionSpace.from_spec(env.action_spec_unbatched, where=recipe.env.task)
+    agent = build_dreamer(recipe, obs_shape, space).to(device)
     agent.load_state_dict(state["agent"])
-    policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval")
+    policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval", eval_noise=recipe.behavior.eval_noise)
     n = episodes if episodes is not None else recipe.run.eval_episodes
     max_steps = recipe.env.max_episode_frames // int(state["action_repeat"])
     returns, frames = evaluate(env, policy, n, max_steps)

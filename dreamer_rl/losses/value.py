@@ -97,9 +97,11 @@ class ReplayValueLoss(LossModule):
         R_{T-1} = b_{T-1},   R_t = r_{t+1} + c_{t+1} ((1 - λ) b_{t+1} + λ R_{t+1})
         L_repval = scale · mean_{b, t < T-1} [ ℓ(V(sg(s_t)), sg(R_t)) + β ℓ(V(sg(s_t)), sg(V_slow(s_t))) ]
 
-    (``dreamerv3/agent.py`` ``repl_loss``; its ``last`` flags never occur inside our slices, which do not cross
-    episodes.) ``forward(td)`` reads ``feat [B, T, F]``, ``reward [B, T, 1]``, ``terminated [B, T, 1]`` and
-    ``bootstrap [B, T, 1]`` and returns ``{"loss_repval": scalar}``.
+    (``dreamerv3/agent.py`` ``repl_loss``.) Where a slice crosses into a new episode (``is_init_{t+1}``, stream
+    slices of :func:`~dreamer_rl.replay.make_replay_buffer`) there is no transition ``s_t -> s_{t+1}``: the return
+    stops there, ``R_t = b_t`` (the author's ``last`` flags). ``forward(td)`` reads ``feat [B, T, F]``,
+    ``reward [B, T, 1]``, ``terminated [B, T, 1]``, ``bootstrap [B, T, 1]`` and, when present, ``is_init
+    [B, T, 1]``, and returns ``{"loss_repval": scalar}``.
     """
 
     @dataclass
@@ -110,6 +112,7 @@ class ReplayValueLoss(LossModule):
         reward: NestedKey = "reward"
         terminated: NestedKey = "terminated"
         bootstrap: NestedKey = "bootstrap"
+        is_init: NestedKey = "is_init"
 
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
@@ -137,7 +140,13 @@ class ReplayValueLoss(LossModule):
         boot = tensordict.get(k.bootstrap).detach()  # [B, T, 1]
         # time first for lambda_return: step t goes s_t -> s_{t+1}, earning r_{t+1} with discount c_{t+1}
         tf = lambda x: x.transpose(0, 1)  # noqa: E731
-        targets = lambda_return(tf(reward[:, 1:]), tf(boot[:, :-1]), tf(cont[:, 1:]), boot[:, -1], self.lambda_)
+        step_reward, step_cont = reward[:, 1:], cont[:, 1:]
+        is_init = tensordict.get(k.is_init, None)
+        if is_init is not None:  # R_t = b_t where the slice enters a new episode at t + 1
+            cut = is_init[:, 1:].bool()
+            step_reward = torch.where(cut, boot[:, :-1], step_reward)
+            step_cont = torch.where(cut, torch.zeros_like(step_cont), step_cont)
+        targets = lambda_return(tf(step_reward), tf(boot[:, :-1]), tf(step_cont), boot[:, -1], self.lambda_)
         out = critic_output(self.value, feat[:, :-1])
         loss = critic_nll(self.value, out, tf(targets))  # [B, T-1]
         if self.slow_reg:
