@@ -113,7 +113,7 @@ class ActionSpace:
 
     def indices(self, action: torch.Tensor) -> torch.Tensor:
         """``[..., A]`` one-hot blocks -> ``[..., len(sizes)]`` int64 class indices."""
-        return torch.stack([block.argmax(-1) for block in self.split(action)], -1)
+        return torch.stack([block.argmax(-1) for block in self.split(action.float())], -1)  # bool specs too
 
     def one_hot(self, indices: torch.Tensor) -> torch.Tensor:
         """``[..., len(sizes)]`` class indices -> ``[..., A]`` concatenated one-hot blocks (float)."""
@@ -147,7 +147,7 @@ class OneHotActions(Transform):
 
     def _inv_apply_transform(self, action: torch.Tensor) -> torch.Tensor:
         index = self.space.indices(action)
-        return index.reshape(*action.shape[:-1], *self.index_shape)
+        return index.reshape(action.shape[:-1] + self.index_shape)  # index_shape may be () (Categorical [])
 
     def _call(self, next_tensordict: TensorDictBase) -> TensorDictBase:
         return next_tensordict

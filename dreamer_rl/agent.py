@@ -50,8 +50,11 @@ class Dreamer(nn.Module):
         self.action_space = action_space or ActionSpace("continuous", (world_model.rssm.action_dim,))
 
 
-def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | ActionSpace) -> Dreamer:
+def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | ActionSpace,
+                  vector_dim: int = 0) -> Dreamer:
     """Networks for observations of ``obs_shape`` (``(3, 64, 64)`` pixels or ``(D,)``) and ``actions``.
+
+    ``vector_dim``: the width of a vector observation beside the pixels (dict observations), 0 for none.
 
     ``actions``: an :class:`~dreamer_rl.action_space.ActionSpace` (a discrete one gets a one-hot categorical actor per
     sub-space whatever ``behavior.actor_dist`` says, since that field picks among continuous distributions), or an
@@ -69,7 +72,8 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
                     classes=m.classes, unimix=m.unimix, norm=m.norm, prior_layers=m.prior_layers, blocks=m.blocks,
                     encoder_layers=m.mlp_layers, decoder_layers=m.mlp_layers, reward_layers=m.reward_layers,
                     pcont=m.pcont, pcont_layers=m.pcont_layers, obs_loss=m.obs_loss, reward_head=m.reward_head,
-                    symlog_inputs=m.symlog_inputs, bins=m.bins, conv=m.conv, conv_strided=m.conv_strided)
+                    symlog_inputs=m.symlog_inputs, bins=m.bins, conv=m.conv, conv_strided=m.conv_strided,
+                    vector_dim=vector_dim)
     feat, units = wm.rssm.feat_dim, b.actor_units or m.units
     kw: dict[str, Any] = {}
     if actor_dist == "tanh_normal":

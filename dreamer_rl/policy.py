@@ -52,7 +52,8 @@ class DreamerPolicy(TensorDictModuleBase):
         self.mode: Mode = mode
         #: env frames collected so far (drives the exploration schedule)
         self.frames = 0
-        self.in_keys = [obs_key, "is_init", *RECURRENT_KEYS]
+        extra = ["observation"] if agent.world_model.vector_dim and obs_key != "observation" else []
+        self.in_keys = [obs_key, *extra, "is_init", *RECURRENT_KEYS]
         self.out_keys = ["action", *[("next", *k) for k in RECURRENT_KEYS]]
 
     def primer(self) -> TensorDictPrimer:
@@ -87,7 +88,8 @@ class DreamerPolicy(TensorDictModuleBase):
         deter = recurrent(RECURRENT_KEYS[0], rssm.deter)
         stoch = recurrent(RECURRENT_KEYS[1], rssm.stoch)
         prev_action = recurrent(RECURRENT_KEYS[2], rssm.action_dim)
-        embed = wm.embed(obs.to(device))
+        vector = tensordict.get("observation").to(device) if wm.vector_dim else None
+        embed = wm.embed(obs.to(device), vector=vector)
         deter, stoch = rssm.obs_step(deter, stoch, prev_action, embed, is_init)
         feat = rssm.feat(stoch, deter)
         action = self._act(feat, batch, device)

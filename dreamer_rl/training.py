@@ -141,12 +141,18 @@ class Run:
         # env and networks first: a bad env, action space or size fails here, before anything is written
         self.env = self._make_train_env(r.seed + 1000 * self.counters.episodes)
         try:
-            self.obs_key = "pixels" if "pixels" in self.env.observation_spec.keys() else "observation"
+            spec_keys = self.env.observation_spec.keys()
+            self.obs_key = "pixels" if "pixels" in spec_keys else "observation"
+            # a dict observation: pixels and a vector beside them, both encoded
+            self.obs_keys = ("pixels", "observation") if {"pixels", "observation"} <= set(spec_keys) else \
+                (self.obs_key,)
+            vector_dim = (int(self.env.observation_spec["observation"].shape[-1]) if len(self.obs_keys) == 2
+                          else 0)
             if recipe.env.num_envs == 1:
                 self.repeat = action_repeat_of(self.env, recipe)
             obs_shape = tuple(self.env.observation_spec[self.obs_key].shape[self.env.batch_dims:])
             self.action_space = ActionSpace.from_spec(self.env.action_spec_unbatched, where=recipe.env.task)
-            self.agent: Dreamer = build_dreamer(recipe, obs_shape, self.action_space).to(self.device)
+            self.agent: Dreamer = build_dreamer(recipe, obs_shape, self.action_space, vector_dim).to(self.device)
         except BaseException:
             self.env.close()
             raise
@@ -176,7 +182,7 @@ class Run:
         self.buffer = make_replay_buffer(capacity=t.replay_capacity, seq_len=t.seq_len, batch_size=t.batch_size,
                                          scratch_dir=self.dir / "replay", fragmented=recipe.env.num_envs > 1,
                                          slices=t.replay_slices)
-        self.writer = StepRowWriter(obs_keys=(self.obs_key,), reward_clip=recipe.env.reward_clip,
+        self.writer = StepRowWriter(obs_keys=self.obs_keys, reward_clip=recipe.env.reward_clip,
                                     streams=t.replay_slices == "stream")
         if resume_state is not None:
             self.agent.load_state_dict(resume_state["agent"])

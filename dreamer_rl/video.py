@@ -36,7 +36,8 @@ def openloop_frames(world_model: WorldModel, batch: TensorDictBase, *, obs_key: 
     obs, action, is_init = batch.get(obs_key), batch.get("action").float(), batch.get("is_init")
     N, T = obs.shape[:2]
     context = min(context, T - 1)
-    states = wm.observe(obs[:, :context], action[:, :context], is_init[:, :context])
+    vector = batch.get("observation")[:, :context] if wm.vector_dim else None
+    states = wm.observe(obs[:, :context], action[:, :context], is_init[:, :context], vector=vector)
     deter, stoch = states.deter[:, -1], states.stoch[:, -1]
     recon = wm.decoder(rssm.feat(states.stoch, states.deter))  # [N, context, 3, H, W]
     preds = []

@@ -1,8 +1,11 @@
 """The world model: observation encoder, RSSM, observation decoder, reward head and optional continuation head.
 
 A plain ``nn.Module`` holding the parts; the losses in :mod:`dreamer_rl.losses` read and write TensorDicts and call
-these parts with plain tensors. Observations are either pixels (``[..., 3, 64, 64]`` uint8, conv encoder/decoder) or a
-state vector (``[..., D]`` float, MLP encoder/decoder; ``symlog_inputs`` feeds ``symlog(x)`` to the encoder, as V3).
+these parts with plain tensors. Observations are either pixels (``[..., C, H, W]`` uint8, conv encoder/decoder) or a
+state vector (``[..., D]`` float, MLP encoder/decoder; ``symlog_inputs`` feeds ``symlog(x)`` to the encoder, as V3),
+or both (``vector_dim > 0`` with pixels: a dict observation with an image part and vector parts, as DreamerV2/V3's
+``cnn_keys`` + ``mlp_keys``): the embedding is ``[conv(pixels), mlp(vector)]`` concatenated, and a second MLP decoder
+reconstructs the vector, its loss added to the image's.
 
 Options (DESIGN.md's table): the RSSM's latent and cell (:mod:`dreamer_rl.rssm`), the pixel encoder/decoder
 (``conv``: the Dreamer V1/V2 stack of :mod:`dreamer_rl.nets.conv`, or DreamerV3's of :mod:`dreamer_rl.nets.conv_v3`,
@@ -43,10 +46,13 @@ class WorldModel(nn.Module):
                  encoder_layers: int = 3, decoder_layers: int = 3, reward_layers: int = 2, pcont: bool = False,
                  pcont_layers: int = 3, obs_loss: ObsLoss = "gaussian", reward_head: HeadKind = "gaussian",
                  symlog_inputs: bool = False, bins: int = 255, conv: ConvKind = "dreamer",
-                 conv_strided: bool = False) -> None:
+                 conv_strided: bool = False, vector_dim: int = 0) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
         self.pixels = len(self.obs_shape) == 3
+        if vector_dim and not self.pixels:
+            raise ValueError("vector_dim is the vector part beside pixels; a vector-only model takes obs_shape (D,)")
+        self.vector_dim = vector_dim
         self.obs_loss, self.symlog_inputs = obs_loss, symlog_inputs
         if self.pixels and conv == "dreamer_v3":
             self.encoder: nn.Module = V3ConvEncoder(depth=cnn_depth, act=act, image_size=self.obs_shape[-1],
@@ -60,6 +66,10 @@ class WorldModel(nn.Module):
             embed_dim = units
             self.encoder = MLP(self.obs_shape[0], embed_dim, units=units, layers=encoder_layers - 1, act=act,
                                norm=norm)
+        self.vector_encoder: nn.Module | None = None
+        if vector_dim:
+            self.vector_encoder = MLP(vector_dim, units, units=units, layers=encoder_layers - 1, act=act, norm=norm)
+            embed_dim += units
         self.rssm = RSSM(action_dim, embed_dim, stoch=stoch, deter=deter, hidden=hidden, act=act, min_std=min_std,
                          latent=latent, cell=cell, classes=classes, unimix=unimix, norm=norm,
                          prior_layers=prior_layers, blocks=blocks)
@@ -71,6 +81,8 @@ class WorldModel(nn.Module):
             self.decoder = ConvDecoder(feat, depth=cnn_depth, act=act, channels=self.obs_shape[0])
         else:
             self.decoder = MLP(feat, self.obs_shape[0], units=units, layers=decoder_layers, act=act, norm=norm)
+        self.vector_decoder = (MLP(feat, vector_dim, units=units, layers=decoder_layers, act=act, norm=norm)
+                               if vector_dim else None)
         self.reward = ScalarHead(feat, kind=reward_head, units=units, layers=reward_layers, act=act, norm=norm,
                                  bins=bins)
         self.pcont = MLP(feat, 1, units=units, layers=pcont_layers, act=act, norm=norm) if pcont else None
@@ -89,19 +101,33 @@ class WorldModel(nn.Module):
             return obs.to(torch.float32)
         return preprocess(obs) if obs.dtype == torch.uint8 else obs.to(torch.float32) - 0.5
 
-    def embed(self, obs: torch.Tensor, preprocessed: bool = False) -> torch.Tensor:
-        """``[..., *obs_shape] -> [..., E]``, all leading dims in one call.
+    def embed(self, obs: torch.Tensor, preprocessed: bool = False, vector: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """``[..., *obs_shape] -> [..., E]`` (with ``vector [..., vector_dim]`` beside pixels when the model has a
+        vector part), all leading dims in one call.
 
         ``preprocessed``: ``obs`` is already :meth:`target`'s output (the loss converts a batch once).
         """
         x = obs if preprocessed else self.target(obs)
-        return self.encoder(symlog(x) if self.symlog_inputs and not self.pixels else x)
+        embed = self.encoder(symlog(x) if self.symlog_inputs and not self.pixels else x)
+        if self.vector_encoder is None:
+            return embed
+        if vector is None:
+            raise ValueError("this world model also encodes a vector observation: pass vector=[..., D]")
+        v = vector.to(torch.float32)
+        return torch.cat([embed, self.vector_encoder(symlog(v) if self.symlog_inputs else v)], -1)
+
+    def vector_nll(self, vector: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        """Reconstruction loss of the vector part (the model's ``obs_loss`` over ``D`` dims), a scalar."""
+        return obs_nll(self.obs_loss, vector.to(torch.float32), self.vector_decoder(feat), 1)
 
     def obs_nll(self, target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         """The reconstruction loss of ``pred`` (the decoder's output) against ``target`` (:meth:`target`), a scalar."""
         return obs_nll(self.obs_loss, target, pred, 3 if self.pixels else 1)
 
     def observe(self, obs: torch.Tensor, action: torch.Tensor, is_init: torch.Tensor,
-                state: tuple[torch.Tensor, torch.Tensor] | None = None, preprocessed: bool = False) -> RSSMStates:
-        """Encode ``[B, T, *obs_shape]`` in one call, then filter with the RSSM (see :meth:`RSSM.observe`)."""
-        return self.rssm.observe(self.embed(obs, preprocessed), action.to(torch.float32), is_init, state)
+                state: tuple[torch.Tensor, torch.Tensor] | None = None, preprocessed: bool = False,
+                vector: torch.Tensor | None = None) -> RSSMStates:
+        """Encode ``[B, T, *obs_shape]`` (and ``vector [B, T, D]``) in one call, then filter with the RSSM (see
+        :meth:`RSSM.observe`)."""
+        return self.rssm.observe(self.embed(obs, preprocessed, vector), action.to(torch.float32), is_init, state)

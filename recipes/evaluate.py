@@ -38,7 +38,10 @@ def evaluate_checkpoint(path: Path, video: str | None = None, episodes: int | No
     obs_key = state["obs_key"]
     obs_shape = tuple(env.observation_spec[obs_key].shape)
     space = ActionSpace.from_spec(env.action_spec_unbatched, where=recipe.env.task)
-    agent = build_dreamer(recipe, obs_shape, space).to(device)
+    spec_keys = set(env.observation_spec.keys())
+    vector_dim = (int(env.observation_spec["observation"].shape[-1]) if obs_key == "pixels" and "observation" in
+                  spec_keys else 0)
+    agent = build_dreamer(recipe, obs_shape, space, vector_dim).to(device)
     agent.load_state_dict(state["agent"])
     policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval", eval_noise=recipe.behavior.eval_noise)
     n = episodes if episodes is not None else recipe.run.eval_episodes

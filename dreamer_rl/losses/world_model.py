@@ -63,9 +63,11 @@ class WorldModelLoss(LossModule):
         observation: ``o_t``, uint8 pixels ``[B, T, 3, 64, 64]`` or a float vector ``[B, T, D]``.
         action: ``a_{t-1}`` ``[B, T, A]``. reward: ``r_t`` ``[B, T, 1]``. is_init: ``[B, T, 1]`` bool.
         terminated: ``[B, T, 1]`` bool. posterior_deter / posterior_stoch: where the posterior states are written.
+        vector_observation: the vector part ``[B, T, D]`` beside pixels (read only by a model with ``vector_dim``).
         """
 
         observation: NestedKey = "pixels"
+        vector_observation: NestedKey = "observation"
         action: NestedKey = "action"
         reward: NestedKey = "reward"
         is_init: NestedKey = "is_init"
@@ -91,13 +93,16 @@ class WorldModelLoss(LossModule):
     def in_keys(self) -> list[NestedKey]:  # noqa: D102
         k = self.tensor_keys
         keys = [k.observation, k.action, k.reward, k.is_init]
+        if self.world_model.vector_dim:
+            keys.append(k.vector_observation)
         return keys + [k.terminated] if self.world_model.pcont is not None else keys
 
     @property
     def out_keys(self) -> list[str]:  # noqa: D102
         kl = ["loss_dyn", "loss_rep"] if self.kl_kind == "dyn_rep" else ["loss_kl"]
         pcont = ["loss_pcont"] if self.world_model.pcont is not None else []
-        return ["loss_image", "loss_reward", *kl, *pcont, "kl"]
+        vector = ["loss_vector"] if self.world_model.vector_dim else []
+        return ["loss_image", *vector, "loss_reward", *kl, *pcont, "kl"]
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
         pass
@@ -121,13 +126,16 @@ class WorldModelLoss(LossModule):
         is_init = tensordict.get(keys.is_init)
         B, T = tensordict.shape[:2]
         target = wm.target(obs)  # float, converted once: [B, T, 3, 64, 64] in [-0.5, 0.5] or [B, T, D]
-        states = wm.observe(target, action, is_init, preprocessed=True)
+        vector = tensordict.get(keys.vector_observation) if wm.vector_dim else None
+        states = wm.observe(target, action, is_init, preprocessed=True, vector=vector)
         feat = wm.rssm.feat(states.stoch, states.deter)  # [B, T, F]
         image = wm.obs_nll(target, wm.decoder(feat))
         reward_loss = wm.reward.loss(feat, reward).mean()
         kl, kl_value = kl_terms(states.post, states.prior, kind=self.kl_kind, free_nats=self.free_nats,
                                 kl=wm.rssm.kl, **self.kl_options)
         losses = {"loss_image": self.image_scale * image, "loss_reward": self.reward_scale * reward_loss}
+        if vector is not None:
+            losses["loss_vector"] = self.image_scale * wm.vector_nll(vector, feat)
         losses.update({f"loss_{k}": self.kl_scale * v for k, v in kl.items()})
         losses["kl"] = kl_value
         if wm.pcont is not None:
