@@ -73,8 +73,8 @@ class ActionSpace:
             return cls("discrete", tuple(int(n) for n in nvec), "categorical")
         if isinstance(spec, Categorical):
             if spec.shape not in (torch.Size([]), torch.Size([1])):
-                raise UserError(f"{where}: a Categorical action spec of shape {tuple(spec.shape)} is not supported; "
-                                f"supported: {SUPPORTED}")
+                raise UserError(f"{where}: a {type(spec).__name__} action spec of shape {tuple(spec.shape)} is not "
+                                f"supported; supported: {SUPPORTED}")
             return cls("discrete", (int(spec.space.n),), "categorical")
         if isinstance(spec, Bounded) and spec.dtype.is_floating_point:
             low, high = spec.space.low, spec.space.high
