@@ -156,8 +156,10 @@ class OneHotActions(Transform):
         def convert(leaf: TensorSpec) -> TensorSpec:
             batch = leaf.shape[: leaf.ndim - len(self.index_shape)]
             if len(self.space.sizes) == 1:
-                return OneHot(self.space.sizes[0], shape=(*batch, self.space.dim), device=leaf.device)
-            return MultiOneHot(list(self.space.sizes), shape=(*batch, self.space.dim), device=leaf.device)
+                return OneHot(self.space.sizes[0], shape=(*batch, self.space.dim), device=leaf.device,
+                              dtype=torch.int64)
+            return MultiOneHot(list(self.space.sizes), shape=(*batch, self.space.dim), device=leaf.device,
+                               dtype=torch.int64)
 
         if isinstance(action_spec, Composite):
             action_spec = action_spec.clone()
