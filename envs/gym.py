@@ -360,6 +360,19 @@ def wrap(
     return env
 
 
+def _registered_render_modes(spec: Any) -> list[str] | None:
+    """The ``render_modes`` a registered id's env class declares in its ``metadata``; ``None`` when unknown."""
+    from gymnasium.envs.registration import load_env_creator
+
+    try:
+        creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(spec.entry_point)
+    except Exception:  # noqa: BLE001 - a missing package etc.: gymnasium.make reports it
+        return None
+    metadata = getattr(creator, "metadata", None)
+    modes = metadata.get("render_modes") if isinstance(metadata, dict) else None
+    return list(modes) if modes is not None else None
+
+
 def make(
     name: str,
     *,
@@ -390,6 +403,10 @@ def make(
     frames = (frames // repeat) * repeat
     if frames < 1:
         raise UserError(f"max_episode_frames ({max_episode_frames}) must be at least action_repeat ({repeat})")
+    if from_pixels:
+        modes = _registered_render_modes(registry[env_id])
+        if modes is not None and "rgb_array" not in modes:  # asking gymnasium.make anyway warns, or raises TypeError
+            raise UserError(f"{name} cannot render rgb_array frames (render modes: {modes}); pass from_pixels=False")
     kwargs: dict[str, Any] = {"render_mode": "rgb_array"} if from_pixels else {}
     try:
         gym_env = gymnasium.make(env_id, max_episode_steps=frames, **kwargs)
