@@ -44,11 +44,23 @@ def _is_gymnasium_env(env: Any) -> bool:
 
 
 def task_name_of(env: Any) -> str | None:
-    """The registry-style name of a given env (``gym_<spec id>``), or ``None`` when it has none."""
+    """The name a given env runs under (run name, MLflow ``task`` tag), ``None`` for a callable.
+
+    A task name as given; ``gym_<spec id>`` for a gymnasium env with a spec (also inside a TorchRL ``GymWrapper`` /
+    ``GymEnv``); ``torchrl_<class name>`` for any other TorchRL env.
+    """
     if isinstance(env, str):
         return env
-    if _is_gymnasium_env(env) and env.spec is not None:
-        return f"gym_{env.spec.id}"
+    if _is_gymnasium_env(env):
+        return f"gym_{env.spec.id}" if env.spec is not None else f"gym_{type(env.unwrapped).__name__}"
+    if isinstance(env, EnvBase):
+        base = env
+        while isinstance(base, TransformedEnv):
+            base = base.base_env
+        inner = getattr(base, "_env", None)
+        if _is_gymnasium_env(inner) and inner.spec is not None:
+            return f"gym_{inner.spec.id}"
+        return f"torchrl_{type(base).__name__}"
     return None
 
 
