@@ -84,7 +84,7 @@ class StepRowWriter:
         envs = [transitions] if transitions.ndim == 1 else list(transitions.unbind(0))
         if not self._episode:
             self._episode, self._step, self._done = [-1] * len(envs), [-1] * len(envs), [True] * len(envs)
-        if not self._stream:
+        if self.streams and not self._stream:
             self._stream = list(range(self._next_stream, self._next_stream + len(envs)))
             self._stream_step = [0] * len(envs)
             self._next_stream += len(envs)
@@ -210,5 +210,5 @@ class StepRowWriter:
         self._episode = [int(v) for v in state["episode"]]
         self._step = [int(v) for v in state["step_count"]]
         self._done = [bool(v) for v in state["done"]]
-        self._next_stream = int(state.get("next_stream", 0)) + len(self._episode)  # fresh streams after a resume
-        self._stream, self._stream_step = [], []
+        self._next_stream = int(state.get("next_stream", 0))  # every id below it is used: the next call opens
+        self._stream, self._stream_step = [], []  # fresh streams from here
