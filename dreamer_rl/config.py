@@ -200,6 +200,16 @@ class Recipe(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking")
     run: RunConfig = Field(default_factory=RunConfig, description="budget, clocks and identity")
 
+    @model_validator(mode="after")
+    def _frames_fit_the_conv(self) -> "Recipe":
+        size = self.env.image_size
+        if self.env.from_pixels and self.model.conv == "dreamer" and size != 64:
+            raise ValueError(f"model.conv 'dreamer' (V1/V2 stack) takes 64x64 frames, env.image_size is {size}; use "
+                             f"64 or model.conv dreamer_v3")
+        if self.env.from_pixels and self.model.conv == "dreamer_v3" and size % 16:
+            raise ValueError(f"model.conv 'dreamer_v3' needs env.image_size divisible by 16 (64, 96, ...), got {size}")
+        return self
+
     @property
     def run_name(self) -> str:
         """``run.name`` or ``<algo>-<task>-s<seed>``."""

@@ -76,7 +76,8 @@ class WorldModel(nn.Module):
         feat = self.rssm.feat_dim
         if self.pixels and conv == "dreamer_v3":
             self.decoder: nn.Module = V3ConvDecoder(self.rssm.stoch, deter, depth=cnn_depth, units=units, act=act,
-                                                    channels=self.obs_shape[0], strided=conv_strided, blocks=blocks)
+                                                    channels=self.obs_shape[0], strided=conv_strided, blocks=blocks,
+                                                    image_size=self.obs_shape[-1])
         elif self.pixels:
             self.decoder = ConvDecoder(feat, depth=cnn_depth, act=act, channels=self.obs_shape[0])
         else:

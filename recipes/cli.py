@@ -88,6 +88,9 @@ def format_validation_error(err: ValidationError) -> str:
     loc = ".".join(str(x) for x in e["loc"] if not str(x).startswith(("int", "literal", "str", "bool", "float")))
     if e["type"] == "extra_forbidden":
         return f"unknown field {loc}"
+    if e["type"] == "value_error":  # a validator across fields: its own message says what and how to fix
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        return f"bad recipe{' section ' + loc if loc else ''}: {msg}"
     return f"bad value for {loc}: {e.get('input')!r} ({e['msg']})"
 
 

@@ -79,3 +79,27 @@ def test_decoder_gradients_reach_both_inputs() -> None:
     dec(feat).square().sum().backward()
     assert feat.grad[:, :12].abs().sum() > 0 and feat.grad[:, 12:].abs().sum() > 0
     assert all(p.grad is not None for p in dec.parameters())
+
+
+def test_v3_conv_takes_96x96_frames_as_in_v3_atari() -> None:
+    """V3's `atari` config observes 96x96 grey frames: 96 -> 48 -> 24 -> 12 -> 6, and back."""
+    from dreamer_rl.action_space import ActionSpace
+    from dreamer_rl.agent import build_dreamer
+    from recipes import make_recipe
+
+    recipe = make_recipe("dreamer_v3", "atari", "debug")
+    assert recipe.env.image_size == 96 and recipe.env.grayscale
+    wm = build_dreamer(recipe, (1, 96, 96), ActionSpace("discrete", (18,))).world_model
+    pixels = torch.randint(0, 256, (2, 3, 1, 96, 96), dtype=torch.uint8)
+    assert wm.encoder.res == 6 and wm.embed(pixels).shape == (2, 3, 36 * 4 * recipe.model.cnn_depth)
+    assert wm.decoder(torch.randn(2, 3, wm.rssm.feat_dim)).shape == (2, 3, 1, 96, 96)
+
+
+def test_frame_size_that_the_conv_cannot_take_is_one_line() -> None:
+    from dreamer_rl.errors import UserError
+    from recipes import make_recipe
+
+    with pytest.raises(UserError, match="takes 64x64 frames, env.image_size is 96"):
+        make_recipe("dreamer_v1", overrides={"env.image_size": 96})
+    with pytest.raises(UserError, match="divisible by 16"):
+        make_recipe("dreamer_v3", overrides={"env.image_size": 72})

@@ -1,7 +1,8 @@
 """DreamerV3's image encoder and decoder (``dreamerv3/rssm.py`` ``Encoder`` / ``Decoder``, the ``simple`` variant).
 
 Channels per stage ``c_i = depth · mults_i`` (``mults = (2, 3, 4, 4)``), kernel 5, RMSNorm over channels, then the
-activation (SiLU in V3's configs). Shapes for 64x64 frames: 64 -> 32 -> 16 -> 8 -> 4.
+activation (SiLU in V3's configs). Shapes for 64x64 frames: 64 -> 32 -> 16 -> 8 -> 4; for the 96x96 frames of V3's
+Atari config: 96 -> 48 -> 24 -> 12 -> 6.
 
 Encoder: ``x = pixels / 255 - 0.5``; per stage ``x = act(norm(down(conv_5x5(x))))`` where ``down`` is a 2x2 max-pool
 after a stride-1 convolution (the author's default, ``strided=False``) or the convolution itself has stride 2
@@ -91,8 +92,9 @@ class V3ConvEncoder(nn.Module):
     def __init__(self, *, depth: int = 16, act: Activation = "silu", image_size: int = 64, channels: int = 3,
                  strided: bool = False, mults: tuple[int, ...] = MULTS, kernel: int = 5) -> None:
         super().__init__()
-        if image_size != 64:
-            raise ValueError(f"V3ConvEncoder supports 64x64 frames, got {image_size}")
+        if image_size % 2 ** len(mults):
+            raise ValueError(f"V3ConvEncoder needs frames whose side divides by {2 ** len(mults)} (64, 96, ...), "
+                             f"got {image_size}")
         self.strided = strided
         layers: list[nn.Module] = []
         in_ch = channels
