@@ -40,7 +40,10 @@ def human_normalized_summary(recipe: Recipe, summary: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser("python -m recipes.atari", "Dreamer on Atari (ale-py; steps are env frames).")
+    parser = build_parser("python -m recipes.atari", "Dreamer on Atari (ale-py; steps are env frames). Without "
+                          "--preset: dreamer_v3 atari100k (64x64 colour, no sticky actions, minimal action set); "
+                          "under any preset the env is Atari's (pixels, action repeat 4, 108k-frame episodes). "
+                          "The defaults below are the recipe's, before presets.")
     parser.add_argument("--task", default=None, help="game, e.g. pong or ms_pacman (same as --env.task atari_pong)")
     args = parser.parse_args(argv)
     task = None if args.task is None else args.task if args.task.startswith("atari_") else f"atari_{args.task}"

@@ -57,7 +57,7 @@ def _leaf_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, An
 def build_parser(prog: str, description: str) -> OneLineParser:
     """Parser with ``--preset``, ``--eval``, ``--checkpoint`` and one option per recipe field."""
     p = OneLineParser(prog=prog, description=description, allow_abbrev=False,
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fields say their own default
     p.add_argument("--preset", nargs="+", default=[], metavar="NAME",
                    help=f"presets applied in order; available: {', '.join(PRESETS)}")
     p.add_argument("--eval", action="store_true", help="evaluate a checkpoint instead of training")

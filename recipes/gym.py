@@ -22,7 +22,9 @@ GYM_BASE = {"env": {"from_pixels": False, "action_repeat": 1}}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser("python -m recipes.gym", "Dreamer on any Gymnasium env (steps are env frames).")
+    parser = build_parser("python -m recipes.gym", "Dreamer on any Gymnasium env (steps are env frames). Without "
+                          "--preset: dreamer_v3 gym (size1m, state vector, one frame per action). The defaults below "
+                          "are the recipe's, before presets.")
     parser.add_argument("--env", dest="gym_id", default=None, metavar="ID",
                         help="registered Gymnasium id, e.g. CartPole-v1 (same as --env.task gym_CartPole-v1)")
     args = parser.parse_args(argv)
