@@ -33,6 +33,7 @@ from dreamer_rl.losses.slow_critic import SlowCritic
 from dreamer_rl.nets.actors import make_actor
 from dreamer_rl.nets.heads import ScalarHead
 from dreamer_rl.optim import LaProp
+from dreamer_rl.planners import LatentPlanner, make_planner
 from dreamer_rl.runtime import flush_denormals, keep_freed_memory
 from dreamer_rl.world_model import WorldModel
 
@@ -40,14 +41,16 @@ from dreamer_rl.world_model import WorldModel
 class Dreamer(nn.Module):
     """World model + actor + critic of one agent (+ slow critic and return normaliser when used)."""
 
-    def __init__(self, world_model: WorldModel, actor: nn.Module, value: nn.Module,
+    def __init__(self, world_model: WorldModel, actor: nn.Module | None, value: nn.Module | None,
                  slow_value: SlowCritic | None = None, return_norm: PercentileReturnNorm | None = None,
-                 action_space: ActionSpace | None = None) -> None:
+                 action_space: ActionSpace | None = None, planner: LatentPlanner | None = None) -> None:
         super().__init__()
         self.world_model, self.actor, self.value = world_model, actor, value
         self.slow_value, self.return_norm = slow_value, return_norm
-        #: what the actor acts with (default: continuous actions of the world model's action width)
+        #: what the agent acts with (default: continuous actions of the world model's action width)
         self.action_space = action_space or ActionSpace("continuous", (world_model.rssm.action_dim,))
+        #: acts by planning when set (it holds no parameters of its own)
+        self.planner = planner
 
 
 def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | ActionSpace,
@@ -73,7 +76,9 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
                     encoder_layers=m.mlp_layers, decoder_layers=m.mlp_layers, reward_layers=m.reward_layers,
                     pcont=m.pcont, pcont_layers=m.pcont_layers, obs_loss=m.obs_loss, reward_head=m.reward_head,
                     symlog_inputs=m.symlog_inputs, bins=m.bins, conv=m.conv, conv_strided=m.conv_strided,
-                    vector_dim=vector_dim)
+                    vector_dim=vector_dim, transition=m.transition, mean_only=m.mean_only, ma_ppn=m.ma_ppn,
+                    ma_alpha=m.ma_alpha, clock_periods=m.clock_periods, clock_deter=m.clock_deter,
+                    clock_stoch=m.clock_stoch, cell_as_prior=m.cell_as_prior)
     feat, units = wm.rssm.feat_dim, b.actor_units or m.units
     kw: dict[str, Any] = {}
     if actor_dist == "tanh_normal":
@@ -84,15 +89,23 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
         kw = dict(min_std=b.actor_min_std, max_std=b.actor_max_std)
     if actor_dist == "onehot":
         kw = dict(unimix=b.actor_unimix, sizes=space.sizes)
-    actor = make_actor(actor_dist, feat, action_dim, units=units, layers=b.actor_layers, act=m.act, norm=m.norm,
-                       **kw)
-    value = ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act, norm=m.norm,
-                       bins=m.bins)
+    actor = (make_actor(actor_dist, feat, action_dim, units=units, layers=b.actor_layers, act=m.act, norm=m.norm,
+                        **kw) if b.action_head else None)
+    value = (ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act, norm=m.norm,
+                        bins=m.bins) if b.value_head else None)
     slow = (SlowCritic(value, b.slow_critic, every=b.slow_critic_every, rate=b.slow_critic_rate)
-            if b.slow_critic != "none" else None)
+            if b.slow_critic != "none" and value is not None else None)
     norm = (PercentileReturnNorm(decay=b.return_norm_decay, limit=b.return_norm_limit)
-            if b.return_norm == "percentile" else None)
-    return Dreamer(wm, actor, value, slow, norm, space)
+            if b.return_norm == "percentile" and actor is not None else None)
+    p = recipe.planner
+    planner = None
+    if p.kind != "none":
+        planner = make_planner(p.kind, wm.rssm, wm.reward, space, horizon=p.horizon, candidates=p.candidates,
+                               iterations=p.iterations, top_k=p.top_k, objective=p.objective, gamma=b.gamma,
+                               value=value, init_std=p.init_std, summarise=p.summarise_plan_returns,
+                               temperature=p.temperature, momentum=p.momentum, min_std=p.min_std,
+                               max_std=p.max_std)
+    return Dreamer(wm, actor, value, slow, norm, space, planner)
 
 
 def resolve_actor_grad(actor_grad: str, space: ActionSpace) -> str:
@@ -100,6 +113,20 @@ def resolve_actor_grad(actor_grad: str, space: ActionSpace) -> str:
     if actor_grad == "auto":
         return "reinforce" if space.discrete else "dynamics"
     return actor_grad
+
+
+def _linear_ramp(updates: int):
+    """PlaNet's ``tools.schedule.linear``: the factor ``min(k / updates, 1)`` of update ``k = 0, 1, ...``."""
+    return lambda k: min(k / updates, 1.0)
+
+
+def _resume_ramp(sched: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Put a fresh ramp at the loaded optimiser's update count (Adam's ``step``) and set its learning rates."""
+    steps = [int(s["step"]) for s in sched.optimizer.state.values() if "step" in s]
+    sched.last_epoch = max(steps, default=0)
+    for group, base, fn in zip(sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+        group["lr"] = base * fn(sched.last_epoch)
+    sched._last_lr = [group["lr"] for group in sched.optimizer.param_groups]
 
 
 class Learner(nn.Module):
@@ -118,33 +145,53 @@ class Learner(nn.Module):
         self.world_model_loss = WorldModelLoss(agent.world_model, kl_kind=m.kl, free_nats=m.free_nats,
                                                kl_scale=m.kl_scale, pcont_scale=m.pcont_scale, discount=b.gamma,
                                                kl_balance=m.kl_balance, free_avg=m.free_avg,
-                                               dyn_scale=m.dyn_scale, rep_scale=m.rep_scale)
+                                               dyn_scale=m.dyn_scale, rep_scale=m.rep_scale,
+                                               image_scale=m.image_scale, reward_scale=m.reward_scale,
+                                               overshooting=m.overshooting, overshooting_scale=m.overshooting_scale,
+                                               global_kl_scale=m.global_kl_scale, tap_scale=m.tap_scale,
+                                               tap_horizon=m.tap_horizon)
         self.world_model_loss.set_keys(observation=obs_key)
-        self.actor_loss = ActorLoss(agent.world_model, agent.actor, agent.value, horizon=b.horizon, gamma=b.gamma,
-                                    lambda_=b.lambda_, actor_grad=resolve_actor_grad(b.actor_grad, agent.action_space),
-                                    grad_mix=b.actor_grad_mix,
-                                    entropy=b.actor_entropy, slow_value=agent.slow_value,
-                                    slow_target=b.slow_critic_target, return_norm=agent.return_norm)
-        self.value_loss = ValueLoss(agent.value, slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)
+        # without an actor (PlaNet) only the world model learns; without a critic (``actor``) the actor maximises
+        # imagined returns without a bootstrap
+        self.actor_loss = (ActorLoss(agent.world_model, agent.actor, agent.value, horizon=b.horizon, gamma=b.gamma,
+                                     lambda_=b.lambda_,
+                                     actor_grad=resolve_actor_grad(b.actor_grad, agent.action_space),
+                                     grad_mix=b.actor_grad_mix, entropy=b.actor_entropy, slow_value=agent.slow_value,
+                                     slow_target=b.slow_critic_target, return_norm=agent.return_norm)
+                           if agent.actor is not None else None)
+        self.value_loss = (ValueLoss(agent.value, slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)
+                           if agent.value is not None and agent.actor is not None else None)
         self.repval_loss = (ReplayValueLoss(agent.value, gamma=b.gamma, lambda_=b.lambda_, scale=b.repval_scale,
                                             slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)
-                            if b.repval_scale > 0 else None)
+                            if b.repval_scale > 0 and self.value_loss is not None else None)
         self.joint = t.optimizer == "laprop"
         if self.joint:
-            params = [p for mod in (agent.world_model, agent.actor, agent.value) for p in mod.parameters()]
+            params = [p for mod in (agent.world_model, agent.actor, agent.value) if mod is not None
+                      for p in mod.parameters()]
             self.opt = LaProp(params, lr=t.lr, eps=t.laprop_eps, agc=t.agc, warmup=t.warmup)
         else:
             adam = dict(eps=t.adam_eps)
             self.model_opt = torch.optim.Adam(agent.world_model.parameters(), lr=t.model_lr, **adam)
-            self.actor_opt = torch.optim.Adam(agent.actor.parameters(), lr=t.actor_lr, **adam)
-            self.value_opt = torch.optim.Adam(agent.value.parameters(), lr=t.value_lr, **adam)
+            self.actor_opt = (torch.optim.Adam(agent.actor.parameters(), lr=t.actor_lr, **adam)
+                              if self.actor_loss is not None else None)
+            self.value_opt = (torch.optim.Adam(agent.value.parameters(), lr=t.value_lr, **adam)
+                              if self.value_loss is not None else None)
         self.grad_clip = t.grad_clip
+        #: PlaNet's learning-rate ramp of each Adam, stepped after its optimiser (``train.lr_ramp``)
+        self.lr_schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        if t.lr_ramp > 0 and not self.joint:
+            for key, opt in (("model", self.model_opt), ("actor", self.actor_opt), ("value", self.value_opt)):
+                if opt is not None:
+                    self.lr_schedulers[key] = torch.optim.lr_scheduler.LambdaLR(opt, _linear_ramp(t.lr_ramp))
 
     def _step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, module: nn.Module) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip, foreach=True)
         opt.step()
+        for sched in self.lr_schedulers.values():
+            if sched.optimizer is opt:
+                sched.step()
         return norm
 
     def _critic_losses(self, batch: TensorDictBase, states: TensorDictBase, imagined: TensorDictBase
@@ -169,9 +216,23 @@ class Learner(nn.Module):
         wm_losses, states = self.world_model_loss(batch)
         wm_total = sum(v for k, v in wm_losses.items() if k.startswith("loss_"))
         norms: dict[str, torch.Tensor] = {}
+        metrics = {f"train/loss/{k[5:]}": v.detach() for k, v in wm_losses.items() if k.startswith("loss_")}
+        metrics["train/kl"] = wm_losses["kl"]
+        if self.actor_loss is None:  # the world model alone (PlaNet)
+            if self.joint:
+                self.opt.zero_grad(set_to_none=True)
+                wm_total.backward()
+                self.opt.step()
+                norms["all"] = self.opt.last_grad_norm
+            else:
+                norms["model"] = self._step(wm_total, self.model_opt, a.world_model)
+            metrics.update({f"train/grad_norm/{k}": v for k, v in norms.items() if v is not None})
+            return metrics
+        value_losses: dict[str, torch.Tensor] = {}
         if self.joint:
             actor_losses, imagined = self.actor_loss(states)
-            value_losses = self._critic_losses(batch, states, imagined)
+            if self.value_loss is not None:
+                value_losses = self._critic_losses(batch, states, imagined)
             self.opt.zero_grad(set_to_none=True)
             (wm_total + actor_losses["loss_actor"] + sum(value_losses.values())).backward()
             self.opt.step()
@@ -180,13 +241,13 @@ class Learner(nn.Module):
             norms["model"] = self._step(wm_total, self.model_opt, a.world_model)
             actor_losses, imagined = self.actor_loss(states)
             norms["actor"] = self._step(actor_losses["loss_actor"], self.actor_opt, a.actor)
-            value_losses = self._critic_losses(batch, states, imagined)
-            norms["value"] = self._step(sum(value_losses.values()), self.value_opt, a.value)
+            if self.value_loss is not None:
+                value_losses = self._critic_losses(batch, states, imagined)
+                norms["value"] = self._step(sum(value_losses.values()), self.value_opt, a.value)
         if a.slow_value is not None:
             a.slow_value.update()
-        metrics = {f"train/loss/{k[5:]}": v.detach() for k, v in wm_losses.items() if k.startswith("loss_")}
         metrics.update({
-            "train/kl": wm_losses["kl"], "train/loss/actor": actor_losses["loss_actor"].detach(),
+            "train/loss/actor": actor_losses["loss_actor"].detach(),
             **{f"train/loss/{k[5:]}": v.detach() for k, v in value_losses.items()},
             "train/imagined_return": imagined["lambda_return"].mean(),
             "train/actor_entropy": actor_losses["actor_entropy"], "train/return_scale": actor_losses["return_scale"],
@@ -197,13 +258,22 @@ class Learner(nn.Module):
     def optim_state(self) -> dict[str, Any]:
         if self.joint:
             return {"all": self.opt.state_dict()}
-        return {"model": self.model_opt.state_dict(), "actor": self.actor_opt.state_dict(),
-                "value": self.value_opt.state_dict()}
+        opts = {"model": self.model_opt, "actor": self.actor_opt, "value": self.value_opt}
+        state = {k: opt.state_dict() for k, opt in opts.items() if opt is not None}
+        if self.lr_schedulers:
+            state["lr_schedulers"] = {k: sched.state_dict() for k, sched in self.lr_schedulers.items()}
+        return state
 
     def load_optim_state(self, state: dict[str, Any]) -> None:
         if self.joint:
             self.opt.load_state_dict(state["all"])
             return
-        self.model_opt.load_state_dict(state["model"])
-        self.actor_opt.load_state_dict(state["actor"])
-        self.value_opt.load_state_dict(state["value"])
+        for key, opt in (("model", self.model_opt), ("actor", self.actor_opt), ("value", self.value_opt)):
+            if opt is not None:
+                opt.load_state_dict(state[key])
+        saved = state.get("lr_schedulers", {})
+        for key, sched in self.lr_schedulers.items():
+            if key in saved:
+                sched.load_state_dict(saved[key])
+            else:  # a checkpoint from before the ramp: continue it from the optimiser's update count
+                _resume_ramp(sched)

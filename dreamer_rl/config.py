@@ -18,6 +18,7 @@ from dreamer_rl.nets.actors import ActorKind
 from dreamer_rl.nets.heads import HeadKind, ObsLoss
 from dreamer_rl.nets.mlp import Activation, Norm
 from dreamer_rl.rssm import CellKind, LatentKind
+from dreamer_rl.transitions import TransitionKind
 from dreamer_rl.world_model import ConvKind
 
 
@@ -56,6 +57,22 @@ class ModelConfig(_Section):
     blocks: int = Field(8, description="blocks of the block GRU", ge=1)
     norm: Norm = Field("none", description="norm of hidden layers: 'none' (V1, V2), 'layer', 'rms' (V3)")
     prior_layers: int = Field(1, description="hidden layers of the RSSM prior head (V3: 2)", ge=1)
+    transition: TransitionKind = Field(
+        "rssm", description="transition model: 'rssm', PlaNet's purely stochastic 'ssm', the PlaNet fork's "
+        "moving-average 'rssm_ma' or 'clockwork' RSSM (the last three: Gaussian latents only)")
+    mean_only: bool = Field(False, description="PlaNet's purely deterministic ablation: prior and posterior samples "
+                            "are their means (use with kl_scale 0)")
+    ma_ppn: float = Field(0.25, description="rssm_ma: share of the units in the slow (moving-average) RSSM", gt=0,
+                          lt=1)
+    ma_alpha: float = Field(0.25, description="rssm_ma: rate α of slow_t = (1 - α) slow_(t-1) + α new_t", gt=0,
+                            le=1)
+    clock_periods: list[int] = Field([1, 4], description="clockwork: update period of each cell, the first 1",
+                                     min_length=1)
+    clock_deter: list[int] = Field([], description="clockwork: deterministic size of each cell (empty: deter split "
+                                   "evenly)")
+    clock_stoch: list[int] = Field([], description="clockwork: latent size of each cell (empty: stoch split evenly)")
+    cell_as_prior: float = Field(0.0, description="clockwork: weight of KL(faster cell's posterior || slower cell's) "
+                                 "between neighbouring cells of equal sizes (0: off)", ge=0)
     deter: int = Field(200, description="deterministic (recurrent) state size", ge=1)
     hidden: int = Field(200, description="width of the RSSM's input and output layers", ge=1)
     units: int = Field(400, description="width of MLP heads, vector encoder and decoder", ge=1)
@@ -68,11 +85,23 @@ class ModelConfig(_Section):
     min_std: float = Field(0.1, description="minimum std of prior and posterior", gt=0)
     kl: KLKind = Field("free_nats", description="KL kind: 'free_nats' (V1), 'balanced' (V2), 'dyn_rep' (V3)")
     free_nats: float = Field(3.0, description="KL below this many nats per step is not penalised", ge=0)
-    free_avg: bool = Field(True, description="balanced KL: apply free nats to the batch mean (else per step)")
+    free_avg: bool = Field(True, description="free_nats / balanced KL: apply free nats to the batch mean (else per "
+                           "step, as PlaNet's paper-era code)")
     kl_balance: float = Field(0.8, description="balanced KL: weight of the prior's term α", ge=0, le=1)
     dyn_scale: float = Field(1.0, description="dyn_rep KL: weight of KL(sg(q) || p)", ge=0)
     rep_scale: float = Field(0.1, description="dyn_rep KL: weight of KL(q || sg(p))", ge=0)
     kl_scale: float = Field(1.0, description="weight of the KL term(s)", ge=0)
+    overshooting: int = Field(
+        0, description="latent overshooting (PlaNet paper): open-loop KL at distances 2 .. overshooting + 1 with "
+        "free nats (distance 1 is the KL term); 0: off; above seq_len - 1 clips to the chunk", ge=0)
+    overshooting_scale: float = Field(1.0, description="weight of the overshooting KL (PlaNet: 1)", ge=0)
+    global_kl_scale: float = Field(0.0, description="weight of KL(posterior || N(0, I)), no free nats (PlaNet "
+                                   "paper: 0.1; 0: off)", ge=0)
+    reward_scale: float = Field(1.0, description="weight of the reward loss (PlaNet: 10)", ge=0)
+    image_scale: float = Field(1.0, description="weight of the observation reconstruction loss", ge=0)
+    tap_scale: float = Field(0.0, description="weight of the time-agnostic prediction loss (0: off)", ge=0)
+    tap_horizon: int = Field(10, description="time-agnostic prediction: farthest future row a feature may predict",
+                             ge=1)
     obs_loss: ObsLoss = Field("gaussian", description="decoder likelihood: 'gaussian', 'mse', 'symlog_mse'")
     symlog_inputs: bool = Field(False, description="feed symlog(x) of vector observations to the encoder (V3)")
     reward_head: HeadKind = Field("gaussian", description="reward head: 'gaussian' or 'symexp_twohot' (V3)")
@@ -90,6 +119,29 @@ class ModelConfig(_Section):
         if self.conv == "dreamer_v3" and (self.deter % self.blocks or 4 * self.cnn_depth % self.blocks):
             raise ValueError(f"conv dreamer_v3: deter {self.deter} and 4 x cnn_depth {4 * self.cnn_depth} must be "
                              f"divisible by blocks {self.blocks}")
+        if self.latent != "gaussian" and (self.transition != "rssm" or self.mean_only):
+            raise ValueError(f"transition {self.transition!r}{' with mean_only' * self.mean_only} takes Gaussian "
+                             f"latents only; set model.latent gaussian")
+        sizes = (self.stoch, self.deter, self.hidden)
+        if self.transition == "rssm_ma" and min(int(n * self.ma_ppn) for n in sizes) < 1:
+            raise ValueError(f"rssm_ma: ma_ppn {self.ma_ppn} leaves no slow unit of stoch {self.stoch}, deter "
+                             f"{self.deter} or hidden {self.hidden}")
+        n, periods = len(self.clock_periods), self.clock_periods
+        if periods[0] != 1 or min(periods) < 1:
+            raise ValueError(f"clock_periods must be >= 1 and start with 1 (the first cell steps every step), got "
+                             f"{periods}")
+        for name, total in (("clock_deter", self.deter), ("clock_stoch", self.stoch)):
+            sizes = getattr(self, name)
+            if sizes and len(sizes) != n:
+                raise ValueError(f"{name} has {len(sizes)} sizes for {n} clock_periods; give one per cell or none")
+            if sizes and (sum(sizes) != total or min(sizes) < 1):
+                raise ValueError(f"{name} {sizes} must be sizes >= 1 summing to model.{name[6:]} {total}")
+            if self.transition == "clockwork" and not sizes and total < n:
+                raise ValueError(f"clockwork: model.{name[6:]} {total} is too small to split over {n} cells")
+        stochs = self.clock_stoch or [self.stoch // n + (i < self.stoch % n) for i in range(n)]
+        if self.cell_as_prior and (self.transition != "clockwork" or n < 2 or len(set(stochs)) > 1):
+            raise ValueError(f"cell_as_prior needs transition clockwork with two or more cells of equal latent sizes, "
+                             f"got transition {self.transition!r}, latent sizes {stochs}")
         return self
 
 
@@ -133,8 +185,42 @@ class BehaviorConfig(_Section):
     expl_decay: float = Field(0.0, description="env frames over which expl_amount decays linearly (0: constant)",
                               ge=0)
     expl_min: float = Field(0.0, description="floor of the decaying exploration amount", ge=0)
+    action_head: bool = Field(True, description="learn an actor (False: act only by planning, PlaNet)")
+    value_head: bool = Field(True, description="learn a critic (False: the actor maximises imagined returns without "
+                             "a bootstrap, as the TF1 seed's value_head False)")
     eval_noise: float = Field(0.0, description="ε of ε-greedy at evaluation (discrete actions; TF1 discrete: 0.001)",
                               ge=0, le=1)
+
+
+class PlannerConfig(_Section):
+    """Online planning in latent space (PlaNet's CEM, MPPI); ``kind none`` acts with the actor."""
+
+    kind: Literal["none", "cem", "mppi"] = Field(
+        "none", description="act by planning: 'cem' (PlaNet; one-hot CEM for discrete actions), 'mppi' (TD-MPC), "
+        "or 'none' (the actor)")
+    horizon: int = Field(12, description="planning horizon in agent steps", ge=1)
+    candidates: int = Field(1000, description="action sequences scored per iteration", ge=2)
+    iterations: int = Field(10, description="refits of the search distribution per plan", ge=1)
+    top_k: int = Field(100, description="elite candidates the distribution is refit to", ge=1)
+    objective: Literal["sum", "discounted", "value"] = Field(
+        "sum", description="score of a sequence: 'sum' of predicted rewards (PlaNet), 'discounted' by "
+        "behavior.gamma (PlaNet paper), or 'value' (discounted + γ^H V, needs behavior.value_head)")
+    init_std: float = Field(1.0, description="std of the first iteration's Gaussian (continuous actions)", gt=0)
+    warm_start: bool = Field(False, description="start from the previous plan shifted by one step (reset at "
+                             "episode starts; the discrete-action fork's option)")
+    temperature: float = Field(0.5, description="mppi: temperature of the return weights", gt=0)
+    momentum: float = Field(0.1, description="mppi: momentum of the mean", ge=0, lt=1)
+    min_std: float = Field(0.05, description="mppi: smallest std", gt=0)
+    max_std: float = Field(2.0, description="mppi: largest std", gt=0)
+    summarise_plan_returns: bool = Field(
+        False, description="log the candidates' predicted returns of the first and last iteration (metrics and a "
+        "histogram)")
+
+    @model_validator(mode="after")
+    def _elites_fit(self) -> "PlannerConfig":
+        if self.top_k > self.candidates:
+            raise ValueError(f"top_k {self.top_k} exceeds candidates {self.candidates}")
+        return self
 
 
 class TrainConfig(_Section):
@@ -151,6 +237,8 @@ class TrainConfig(_Section):
     value_lr: float = Field(8e-5, description="Adam learning rate of the value net", gt=0)
     adam_eps: float = Field(1e-4, description="Adam epsilon", gt=0)
     grad_clip: float = Field(100.0, description="global gradient-norm clip per Adam optimiser", gt=0)
+    lr_ramp: int = Field(0, description="Adam learning rates ramp linearly from 0 over this many updates, "
+                         "lr * min(k / lr_ramp, 1) at update k = 0, 1, .. (PlaNet; 0: off)", ge=0)
     optimizer: Literal["adam", "laprop"] = Field(
         "adam", description="'adam': one Adam per module (V1, V2); 'laprop': one LaProp + AGC over all (V3)")
     lr: float = Field(4e-5, description="LaProp learning rate (after warm-up)", gt=0)
@@ -196,6 +284,7 @@ class Recipe(_Section):
     env: EnvConfig = Field(default_factory=EnvConfig, description="environment")
     model: ModelConfig = Field(default_factory=ModelConfig, description="world model")
     behavior: BehaviorConfig = Field(default_factory=BehaviorConfig, description="actor and critic")
+    planner: PlannerConfig = Field(default_factory=PlannerConfig, description="latent planning")
     train: TrainConfig = Field(default_factory=TrainConfig, description="optimisation and replay")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking")
     run: RunConfig = Field(default_factory=RunConfig, description="budget, clocks and identity")
@@ -208,6 +297,20 @@ class Recipe(_Section):
                              f"64 or model.conv dreamer_v3")
         if self.env.from_pixels and self.model.conv == "dreamer_v3" and size % 16:
             raise ValueError(f"model.conv 'dreamer_v3' needs env.image_size divisible by 16 (64, 96, ...), got {size}")
+        return self
+
+    @model_validator(mode="after")
+    def _someone_acts(self) -> "Recipe":
+        b, p = self.behavior, self.planner
+        if not b.action_head and p.kind == "none":
+            raise ValueError("behavior.action_head is false, so the agent acts by planning: set planner.kind cem or "
+                             "mppi (or keep the actor with behavior.action_head true)")
+        if not b.action_head and b.value_head:
+            raise ValueError("behavior.value_head true needs the actor's imagined trajectories to train on: set "
+                             "behavior.value_head false with behavior.action_head false")
+        if p.kind != "none" and p.objective == "value" and not b.value_head:
+            raise ValueError("planner.objective 'value' needs a critic: behavior.action_head and value_head true "
+                             "(or objective sum/discounted)")
         return self
 
     @property

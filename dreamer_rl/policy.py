@@ -8,6 +8,11 @@ previous step, filters the posterior and picks an action:
     a_t = ε-greedy(one-hot sample of π(feat_t), expl_amount)           (exploring, discrete)
     a_t = mode π(feat_t)   (tanh of the mean; the one-hot argmax, ε-greedy with eval_noise)   (evaluating)
 
+With a planner (:mod:`dreamer_rl.planners`, PlaNet's CEM or MPPI) the planner's action takes the place of ``π``'s
+sample (exploring: plus the same noise / ε-greedy) and of its mode (evaluating). With ``warm_start`` the planner's
+search distribution ``[H, A]`` travels with the recurrent state under ``("recurrent", "plan")`` (flattened to
+``[H A]``), shifted one step after each plan and zero at episode starts (:meth:`LatentPlanner.shift`).
+
 ``expl_amount`` decays with the env frames of the run (:func:`~dreamer_rl.action_space.explore_amount`; the
 collecting loop sets :attr:`DreamerPolicy.frames`). Action kinds come from the agent's
 :class:`~dreamer_rl.action_space.ActionSpace`: uniform random actions are uniform in [-1, 1] or a uniform one-hot per
@@ -36,6 +41,7 @@ from dreamer_rl.agent import Dreamer
 
 Mode = Literal["random", "explore", "eval"]
 RECURRENT_KEYS = (("recurrent", "deter"), ("recurrent", "stoch"), ("recurrent", "action"))
+PLAN_KEY = ("recurrent", "plan")
 
 
 class DreamerPolicy(TensorDictModuleBase):
@@ -44,7 +50,7 @@ class DreamerPolicy(TensorDictModuleBase):
     def __init__(self, agent: Dreamer, *, obs_key: str = "pixels", expl_amount: float = 0.3,
                  expl: Literal["additive_gaussian", "epsilon_greedy", "random", "none"] = "additive_gaussian",
                  mode: Mode = "explore", expl_decay: float = 0.0, expl_min: float = 0.0,
-                 eval_noise: float = 0.0) -> None:
+                 eval_noise: float = 0.0, warm_start: bool = False) -> None:
         super().__init__()
         self.agent = agent
         self.obs_key, self.expl_amount, self.expl = obs_key, expl_amount, expl
@@ -53,17 +59,22 @@ class DreamerPolicy(TensorDictModuleBase):
         #: env frames collected so far (drives the exploration schedule)
         self.frames = 0
         extra = ["observation"] if agent.world_model.vector_dim and obs_key != "observation" else []
-        self.in_keys = [obs_key, *extra, "is_init", *RECURRENT_KEYS]
-        self.out_keys = ["action", *[("next", *k) for k in RECURRENT_KEYS]]
+        self.planner, self.warm_start = agent.planner, warm_start and agent.planner is not None
+        self.recurrent_keys = RECURRENT_KEYS + ((PLAN_KEY,) if self.warm_start else ())
+        self.in_keys = [obs_key, *extra, "is_init", *self.recurrent_keys]
+        self.out_keys = ["action", *[("next", *k) for k in self.recurrent_keys]]
 
     def primer(self) -> TensorDictPrimer:
         """Env transform adding zero recurrent state at reset (shapes ``[D]``, ``[S]``, ``[A]``)."""
         rssm = self.agent.world_model.rssm
-        return TensorDictPrimer({
+        specs = {
             ("recurrent", "deter"): Unbounded(shape=(rssm.deter,)),
             ("recurrent", "stoch"): Unbounded(shape=(rssm.stoch,)),
             ("recurrent", "action"): Unbounded(shape=(rssm.action_dim,)),
-        }, default_value=0.0, reset_key="_reset", expand_specs=True)
+        }
+        if self.warm_start:
+            specs[PLAN_KEY] = Unbounded(shape=(self.planner.horizon * rssm.action_dim,))
+        return TensorDictPrimer(specs, default_value=0.0, reset_key="_reset", expand_specs=True)
 
     @torch.no_grad()
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:  # noqa: D102
@@ -92,9 +103,16 @@ class DreamerPolicy(TensorDictModuleBase):
         embed = wm.embed(obs.to(device), vector=vector)
         deter, stoch = rssm.obs_step(deter, stoch, prev_action, embed, is_init)
         feat = rssm.feat(stoch, deter)
-        action = self._act(feat, batch, device)
+        plan = None
+        if self.warm_start:
+            plan = recurrent(PLAN_KEY, self.planner.horizon * rssm.action_dim)
+            plan = plan.reshape(-1, self.planner.horizon, rssm.action_dim)
+            plan = self.planner.shift(plan, is_init.reshape(-1, 1))
+        action, plan = self._act(feat, batch, device, deter, stoch, plan)
         out_device = obs.device
         tensordict.set("action", action.to(out_device))
+        if self.warm_start:
+            tensordict.set(("next", *PLAN_KEY), plan.reshape(*batch, -1).to(out_device))
         tensordict.set(("next", "recurrent", "deter"), deter.to(out_device))
         tensordict.set(("next", "recurrent", "stoch"), stoch.to(out_device))
         tensordict.set(("next", "recurrent", "action"), action.to(out_device))
@@ -104,21 +122,37 @@ class DreamerPolicy(TensorDictModuleBase):
         """The exploration amount now: ``expl_amount`` decayed over :attr:`frames`."""
         return explore_amount(self.expl_amount, self.frames, self.expl_decay, self.expl_min)
 
-    def _act(self, feat: torch.Tensor, batch: torch.Size, device: torch.device) -> torch.Tensor:
+    def _plan(self, deter: torch.Tensor, stoch: torch.Tensor, plan: torch.Tensor | None, batch: torch.Size
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The planner's action ``[*batch, A]`` and its final plan ``[N, H, A]`` (batch dims flattened to ``N``)."""
+        flat_deter, flat_stoch = deter.reshape(-1, deter.shape[-1]), stoch.reshape(-1, stoch.shape[-1])
+        action, plan = self.planner(flat_deter, flat_stoch, plan)
+        return action.reshape(*batch, -1), plan
+
+    def _act(self, feat: torch.Tensor, batch: torch.Size, device: torch.device, deter: torch.Tensor,
+             stoch: torch.Tensor, plan: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(action [*batch, A], the planner's final plan or the warm start as it came)``."""
         space = self.agent.action_space
         if self.mode == "random" or (self.mode == "explore" and self.expl == "random"):
-            return space.random(*batch, device=device)
+            return space.random(*batch, device=device), plan
+        planning = self.planner is not None
         if self.mode == "eval":
-            action = self.agent.actor(feat, sample=False)
-            return space.epsilon_greedy(action, self.eval_noise) if space.discrete else action
-        action = self.agent.actor(feat, sample=True)
+            if planning:
+                action, plan = self._plan(deter, stoch, plan, batch)
+            else:
+                action = self.agent.actor(feat, sample=False)
+            return (space.epsilon_greedy(action, self.eval_noise) if space.discrete else action), plan
+        if planning:
+            action, plan = self._plan(deter, stoch, plan, batch)
+        else:
+            action = self.agent.actor(feat, sample=True)
         amount = self.exploration()
         if self.expl == "epsilon_greedy" or (space.discrete and self.expl == "additive_gaussian"):
             action = space.epsilon_greedy(action, amount)
         elif self.expl == "additive_gaussian":
             action = action + amount * torch.randn_like(action)
         # the env's range: V3's bounded-normal samples are unbounded (its authors clip in the env wrapper)
-        return action if space.discrete else action.clamp(-1, 1)
+        return (action if space.discrete else action.clamp(-1, 1)), plan
 
 
 def with_recurrent_state(env: EnvBase, policy: DreamerPolicy) -> EnvBase:

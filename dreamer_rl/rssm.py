@@ -16,6 +16,12 @@ Latent kinds (``model.latent``):
   (``p = (1 - u) softmax(l) + u / K``, V3's 1%); samples use straight-through gradients
   (``z = onehot + p - sg(p)``).
 
+``mean_only`` (PlaNet's purely deterministic ablation, Gaussian only): the "sample" of prior and posterior is their
+mean, no noise; train it without the KL term (``kl_scale 0``).
+
+Other transition models with this interface (PlaNet's SSM, the fork's moving-average and clockwork RSSMs) live in
+:mod:`dreamer_rl.transitions`; :func:`dreamer_rl.transitions.make_rssm` picks one.
+
 Every distribution is carried as one stats tensor (``[..., 2S]`` or ``[..., S K]``) so the scan stays plain tensors.
 
 Time alignment (see :mod:`dreamer_rl.replay`): stored row ``t`` holds ``o_t`` and the action ``a_{t-1}`` that led to
@@ -86,15 +92,22 @@ class RSSM(nn.Module):
     :param deter: ``D``. :param hidden: width of the input/output layers around the cell.
     :param min_std: added to softplus(std) (Gaussian). :param unimix: uniform mix of categorical probabilities.
     :param prior_layers: hidden layers of the prior head (V1/V2 1, V3 2). :param blocks: block GRU blocks.
+    :param mean_only: samples are the mean (Gaussian only; PlaNet's deterministic ablation).
     """
+
+    #: names of the extra world-model loss terms :meth:`extra_losses` returns (none for the RSSM)
+    extra_loss_keys: tuple[str, ...] = ()
 
     def __init__(self, action_dim: int, embed_dim: int, *, stoch: int = 30, deter: int = 200, hidden: int = 200,
                  act: Activation = "elu", min_std: float = 0.1, latent: LatentKind = "gaussian",
                  cell: CellKind = "gru", classes: int = 32, unimix: float = 0.0, norm: Norm = "none",
-                 prior_layers: int = 1, blocks: int = 8) -> None:
+                 prior_layers: int = 1, blocks: int = 8, mean_only: bool = False) -> None:
         super().__init__()
         if latent not in ("gaussian", "categorical"):
             raise ValueError(f"latent kind {latent!r}; available: 'gaussian', 'categorical'")
+        if mean_only and latent != "gaussian":
+            raise ValueError("mean_only (samples are the mean) needs latent 'gaussian'")
+        self.mean_only = mean_only
         self.latent, self.variables = latent, stoch
         self.classes = classes if latent == "categorical" else 1
         self.stoch = stoch * classes if latent == "categorical" else stoch  # Z, width of z
@@ -118,10 +131,13 @@ class RSSM(nn.Module):
         """Width of ``feat = [z, h]``."""
         return self.stoch + self.deter
 
-    @staticmethod
-    def feat(stoch: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
-        """``[..., Z], [..., D] -> [..., Z + D]``."""
+    def feat(self, stoch: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
+        """``[..., Z], [..., D] -> [..., Z + D]`` (an instance method: other transition models override it)."""
         return torch.cat([stoch, deter], -1)
+
+    def extra_losses(self, states: RSSMStates) -> dict[str, torch.Tensor]:
+        """Extra world-model loss terms (already weighted) from :meth:`observe`'s states: none for the RSSM."""
+        return {}
 
     def initial(self, batch_shape: tuple[int, ...], device: torch.device | str | None = None,
                 dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,6 +162,8 @@ class RSSM(nn.Module):
         """
         if self.latent == "gaussian":
             mean, std = stats.chunk(2, -1)
+            if self.mean_only:
+                return mean
             return mean + std * (torch.randn_like(std) if noise is None else noise)
         logits = stats.unflatten(-1, (self.variables, self.classes))  # [..., S, K]
         probs = logits.softmax(-1)

@@ -217,7 +217,21 @@ class Run:
     def _policy(self, mode: str) -> DreamerPolicy:
         b = self.recipe.behavior
         return DreamerPolicy(self.agent, obs_key=self.obs_key, expl=b.expl, expl_amount=b.expl_amount,
-                             expl_decay=b.expl_decay, expl_min=b.expl_min, eval_noise=b.eval_noise, mode=mode)
+                             expl_decay=b.expl_decay, expl_min=b.expl_min, eval_noise=b.eval_noise, mode=mode,
+                             warm_start=self.recipe.planner.warm_start)
+
+    def _plan_returns(self, step: int) -> dict[str, float]:
+        """With ``planner.summarise_plan_returns``: the candidates' returns since the last log (metrics) and a
+        histogram of the last plan's (``plan/returns_<frames>.json``: bin edges and counts per iteration kind)."""
+        planner = self.agent.planner
+        if planner is None or not planner.summarise:
+            return {}
+        summary = planner.plan_summary()
+        if self.tracker and planner.last_returns is not None:
+            counts, edges = np.histogram(planner.last_returns.cpu().numpy().ravel(), bins=30)
+            self.tracker.log_text(json.dumps({"frames": step, "edges": edges.tolist(), "counts": counts.tolist()}),
+                                  f"plan/returns_{step:09d}.json")
+        return summary
 
     def _check_same_recipe(self, stored: dict[str, Any]) -> None:
         """A resumed run must use the same recipe (the frame budget and clocks may change).
@@ -346,6 +360,7 @@ class Run:
                     out.update({"train/fps": fps, "train/updates": c.updates, "train/episodes": c.episodes})
                     if finished:
                         out["train/return"] = float(np.mean(finished))
+                    out.update(self._plan_returns(c.frames))
                     self.tracker.log_metrics(out, c.frames)
                 if c.frames - c.last_eval >= r.eval_every or c.frames >= r.steps:
                     c.last_eval = c.frames

@@ -7,7 +7,9 @@ or both (``vector_dim > 0`` with pixels: a dict observation with an image part a
 ``cnn_keys`` + ``mlp_keys``): the embedding is ``[conv(pixels), mlp(vector)]`` concatenated, and a second MLP decoder
 reconstructs the vector, its loss added to the image's.
 
-Options (DESIGN.md's table): the RSSM's latent and cell (:mod:`dreamer_rl.rssm`), the pixel encoder/decoder
+Options (DESIGN.md's table): the transition model (``transition``: the RSSM of :mod:`dreamer_rl.rssm` with its
+latent and cell, or PlaNet's SSM and the fork's moving-average and clockwork RSSMs of :mod:`dreamer_rl.transitions`,
+any of them ``mean_only``), the pixel encoder/decoder
 (``conv``: the Dreamer V1/V2 stack of :mod:`dreamer_rl.nets.conv`, or DreamerV3's of :mod:`dreamer_rl.nets.conv_v3`,
 max-pooled or ``conv_strided``), the hidden layers' norm, the
 observation likelihood ``obs_loss`` and the reward head kind (:mod:`dreamer_rl.nets.heads`), and a continuation
@@ -27,7 +29,8 @@ from dreamer_rl.nets.conv_v3 import V3ConvDecoder, V3ConvEncoder
 from dreamer_rl.nets.heads import HeadKind, ObsLoss, ScalarHead, obs_nll
 from dreamer_rl.nets.mlp import MLP, Activation, Norm
 from dreamer_rl.nets.outputs import symlog
-from dreamer_rl.rssm import RSSM, LatentKind, RSSMStates
+from dreamer_rl.rssm import LatentKind, RSSMStates
+from dreamer_rl.transitions import TransitionKind, make_rssm
 
 ConvKind = Literal["dreamer", "dreamer_v3"]
 
@@ -46,7 +49,10 @@ class WorldModel(nn.Module):
                  encoder_layers: int = 3, decoder_layers: int = 3, reward_layers: int = 2, pcont: bool = False,
                  pcont_layers: int = 3, obs_loss: ObsLoss = "gaussian", reward_head: HeadKind = "gaussian",
                  symlog_inputs: bool = False, bins: int = 255, conv: ConvKind = "dreamer",
-                 conv_strided: bool = False, vector_dim: int = 0) -> None:
+                 conv_strided: bool = False, vector_dim: int = 0, transition: TransitionKind = "rssm",
+                 mean_only: bool = False, ma_ppn: float = 0.25, ma_alpha: float = 0.25,
+                 clock_periods: tuple[int, ...] | list[int] = (1, 4), clock_deter: tuple[int, ...] | list[int] = (),
+                 clock_stoch: tuple[int, ...] | list[int] = (), cell_as_prior: float = 0.0) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
         self.pixels = len(self.obs_shape) == 3
@@ -70,10 +76,15 @@ class WorldModel(nn.Module):
         if vector_dim:
             self.vector_encoder = MLP(vector_dim, units, units=units, layers=encoder_layers - 1, act=act, norm=norm)
             embed_dim += units
-        self.rssm = RSSM(action_dim, embed_dim, stoch=stoch, deter=deter, hidden=hidden, act=act, min_std=min_std,
-                         latent=latent, cell=cell, classes=classes, unimix=unimix, norm=norm,
-                         prior_layers=prior_layers, blocks=blocks)
+        self.rssm = make_rssm(action_dim, embed_dim, transition=transition, stoch=stoch, deter=deter, hidden=hidden,
+                              act=act, min_std=min_std, latent=latent, cell=cell, classes=classes, unimix=unimix,
+                              norm=norm, prior_layers=prior_layers, blocks=blocks, mean_only=mean_only,
+                              ma_ppn=ma_ppn, ma_alpha=ma_alpha, clock_periods=clock_periods,
+                              clock_deter=clock_deter, clock_stoch=clock_stoch, cell_as_prior=cell_as_prior)
         feat = self.rssm.feat_dim
+        if self.pixels and conv == "dreamer_v3" and transition != "rssm":
+            raise ValueError(f"conv 'dreamer_v3' decodes the RSSM's [z, h] features; transition {transition!r} "
+                             f"needs conv 'dreamer'")
         if self.pixels and conv == "dreamer_v3":
             self.decoder: nn.Module = V3ConvDecoder(self.rssm.stoch, deter, depth=cnn_depth, units=units, act=act,
                                                     channels=self.obs_shape[0], strided=conv_strided, blocks=blocks,

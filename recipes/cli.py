@@ -13,6 +13,7 @@ import difflib
 import json
 import logging
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Callable, NoReturn
 
@@ -65,9 +66,14 @@ def build_parser(prog: str, description: str) -> OneLineParser:
     p.add_argument("--video", default=None, help="where --eval writes the episode video (default: beside the checkpoint)")
     for name, f in _leaf_fields(Recipe):
         default = f.default if f.default_factory is None else f.default_factory()
-        p.add_argument(f"--{name}", dest=name, default=None, metavar="VALUE",
+        many = _is_list(f.annotation)  # a list field takes its items as separate words: --model.clock_periods 1 4
+        p.add_argument(f"--{name}", dest=name, default=None, metavar="VALUE", nargs="*" if many else None,
                        help=f"{f.description} [default: {default}]")
     return p
+
+
+def _is_list(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (list, tuple)
 
 
 def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
@@ -77,9 +83,22 @@ def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
     d[leaf] = value
 
 
-def _parse_value(raw: str) -> Any:
-    """CLI strings go to pydantic as-is, except JSON-ish literals for ``null``/``none``."""
-    return None if raw.lower() in ("none", "null") else raw
+def _accepts_none(annotation: Any) -> bool:
+    return annotation is type(None) or any(_accepts_none(a) for a in typing.get_args(annotation))
+
+
+def _parse_value(raw: str | list[str], nullable: bool = True) -> Any:
+    """CLI strings go to pydantic as-is, except ``null``/``none`` for a field that takes ``None`` (a choice named
+    ``'none'``, like ``planner.kind none``, stays the string); a list field's words are its items (``1 4``, or one
+    JSON list ``[1, 4]``; no words: the empty list)."""
+    if isinstance(raw, list):
+        if len(raw) == 1 and raw[0].lstrip().startswith("["):
+            try:
+                return json.loads(raw[0])
+            except ValueError:
+                return raw[0]  # pydantic names the field and what it takes
+        return raw
+    return None if nullable and raw.lower() in ("none", "null") else raw
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -123,10 +142,10 @@ def make_recipe(*presets: str, overrides: dict[str, Any] | None = None,
 def resolve_recipe(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:
     """Presets in order, then dotted overrides, validated into a frozen :class:`Recipe` (one-line errors)."""
     overrides: dict[str, Any] = {}
-    for name, _ in _leaf_fields(Recipe):
+    for name, field in _leaf_fields(Recipe):
         raw = getattr(args, name, None)
         if raw is not None:
-            overrides[name] = _parse_value(raw)
+            overrides[name] = _parse_value(raw, _accepts_none(field.annotation))
     return make_recipe(*args.preset, overrides=overrides, base=base)
 
 

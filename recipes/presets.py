@@ -19,7 +19,7 @@ from typing import Any
 
 from dreamer_rl.config import deep_merge
 
-ALGO_PRESETS = ("dreamer_v1", "kl_balance", "dreamer_v2", "dreamer_v3")
+ALGO_PRESETS = ("dreamer_v1", "kl_balance", "dreamer_v2", "dreamer_v3", "planet", "planet_paper", "actor")
 
 # DreamerV2 (danijar/dreamerv2 configs.yaml `defaults`): 32x32 categorical latents, LayerNorm GRU 1024, KL balance
 # 0.8, truncated-normal actor, actor gradient `auto` (dynamics for continuous, reinforce for discrete), entropy 2e-3,
@@ -115,6 +115,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "env": {"max_episode_frames": 200},
         "model": {"stoch": 8, "classes": 4, "deter": 32, "hidden": 32, "units": 32, "cnn_depth": 4, "blocks": 4},
         "behavior": {"horizon": 5, "actor_layers": 2, "value_layers": 2},
+        "planner": {"horizon": 5, "candidates": 64, "iterations": 3, "top_k": 8},
         "train": {"batch_size": 4, "seq_len": 10, "train_every": 100, "train_ratio": 0.05, "prefill": 200,
                   "pretrain": 2, "replay_capacity": 2000, "warmup": 10},
         "run": {"steps": 1000, "log_every": 200, "eval_every": 500, "save_every": 500},
@@ -161,6 +162,32 @@ PRESETS["gym"] = {"per_algo": {
     "dreamer_v2": {"env": {"from_pixels": False, "action_repeat": 1}, "model": {"free_nats": 1.0}},
     "dreamer_v3": {"env": {"from_pixels": False, "action_repeat": 1}, "train": {"train_ratio": 0.25, "prefill": 1000}},
 }}
+# PlaNet, camera-ready (google-research/planet HEAD, scripts/configs.py and the paper's appendix): CEM in latent space
+# for training and evaluation (horizon 12, 1000 candidates, 10 iterations, top 100, sum of predicted rewards),
+# N(0, 0.3) action noise while collecting, no actor or value; RSSM 200/30 with ReLU, heads of 2 x 100 ReLU units
+# (networks/basic.py feed_forward), free nats 3, no overshooting, reward loss scale 10; Adam 1e-3 (eps 1e-4), clip
+# 1000, a linear learning-rate ramp of 10000 in PlaNet's step counter, which counts sequences (50 per update): 200
+# updates; batch 50x50, 100 updates per 1000-frame episode (collect_every 5000 sequences) after 5 random seed
+# episodes; PlaNet's per-domain action repeats (cartpole 8, cheetah 4, ...).
+_PLANET = {
+    "env": {"action_repeat": "planet"},
+    "model": {"act": "relu", "stoch": 30, "deter": 200, "hidden": 200, "units": 100, "reward_layers": 2,
+              "kl": "free_nats", "free_nats": 3.0, "reward_scale": 10.0},
+    "behavior": {"action_head": False, "value_head": False, "expl": "additive_gaussian", "expl_amount": 0.3},
+    "planner": {"kind": "cem", "horizon": 12, "candidates": 1000, "iterations": 10, "top_k": 100,
+                "objective": "sum"},
+    "train": {"model_lr": 1e-3, "adam_eps": 1e-4, "grad_clip": 1000.0, "lr_ramp": 200, "batch_size": 50, "seq_len": 50,
+              "train_every": 1000, "train_ratio": 0.1, "prefill": 5000, "pretrain": 100},
+    "run": {"algo": "planet"},
+}
+PRESETS["planet"] = _PLANET
+# V1 without a value head (the TF1 seed's `actor` preset, `value_head: False`): the actor maximises imagined
+# H-step reward sums, no bootstrap.
+PRESETS["actor"] = {"behavior": {"value_head": False}, "run": {"algo": "actor"}}
+# PlaNet's domain settings: its own action repeats in both; from the state vector free nats 1 (see dmc_proprio).
+PRESETS["dmc_vision"]["per_algo"]["planet"] = {"env": {"from_pixels": True, "action_repeat": "planet"}}
+PRESETS["dmc_proprio"]["per_algo"]["planet"] = {"env": {"from_pixels": False, "action_repeat": "planet"},
+                                                "model": {"free_nats": 1.0}}
 for _name, (_deter, _hidden, _classes, _depth, _units) in _V3_SIZES.items():
     PRESETS[_name] = {"model": {"deter": _deter, "hidden": _hidden, "classes": _classes, "cnn_depth": _depth,
                                 "units": _units}}
@@ -172,6 +199,56 @@ PRESETS["gym"]["per_algo"]["dreamer_v3"] = deep_merge(PRESETS["size1m"], PRESETS
 PRESETS["atari"]["per_algo"]["dreamer_v3"] = deep_merge(PRESETS["size200m"], PRESETS["atari"]["per_algo"]["dreamer_v3"])
 
 
+# A variant takes its family's domain settings where a domain preset has no entry of its own.
+ALGO_FAMILY = {"planet_paper": "planet", "actor": "dreamer_v1", "kl_balance": "dreamer_v1"}
+
+# Time-agnostic prediction (Jayaraman et al. 2018; dreamer_rl/losses/tap.py) beside the usual losses.
+PRESETS["tap"] = {"model": {"tap_scale": 1.0}}
+# PlaNet's paper-era world-model losses and schedule (google-research/planet at 1896bdb); not a preset itself: the
+# `planet_paper` preset is built from it.
+_PLANET_PAPER = {
+    "model": {
+        # scripts/configs.py _loss_functions: overshooting = chunk length - 1, the overshooting divergence weighted
+        # like the zero-step one (divergence_scale 1), global divergence 0.1, free nats 2, reward scale 10
+        "overshooting": 49, "overshooting_scale": 1.0, "global_kl_scale": 0.1, "kl": "free_nats", "kl_scale": 1.0,
+        "free_nats": 2.0, "reward_scale": 10.0, "image_scale": 1.0,
+        # training/utility.py compute_losses: free nats per step, tf.maximum(free_nats, divergence), then the mean
+        "free_avg": False,
+        # scripts/configs.py _model_components + models/rssm.py: state 30, belief and hidden 200, min std 0.1,
+        # ReLU layers (also networks/conv_ha.py); networks/basic.py feed_forward: reward head 2 x 100 ReLU units
+        "stoch": 30, "deter": 200, "hidden": 200, "min_std": 0.1, "act": "relu", "reward_layers": 2, "units": 100,
+    },
+    "train": {
+        # scripts/configs.py _define_optimizers: Adam 1e-3, eps 1e-4, clip 1000, tools.schedule.linear(step,
+        # ramp=10000); its `step` counts sequences (training/trainer.py adds the batch size 50 per update), so
+        # the ramp ends after 10000 / 50 = 200 updates
+        "model_lr": 1e-3, "adam_eps": 1e-4, "grad_clip": 1000.0, "lr_ramp": 200,
+        # scripts/configs.py _data_processing: batch_shape (50, 50)
+        "batch_size": 50, "seq_len": 50,
+    },
+    # scripts/tasks.py: per-domain action repeats (there cup_catch 6; ours 4, the camera-ready value)
+    "env": {"action_repeat": "planet"},
+    # control/planning.py cross_entropy_method: returns discounted by 0.99 (camera-ready: plain sums)
+    "planner": {"objective": "discounted"},
+}
+
+# Transition-model variants, combined with an algorithm preset (``--preset planet ssm``): PlaNet's ablations, a
+# purely stochastic SSM and a purely deterministic mean-only model without the KL term, and the PlaNet fork's
+# (rosea-tf/planet) moving-average RSSM (ma_ppn, ma_alpha 0.25) and clockwork RSSM (its grid: two equal cells of
+# periods 1 and 4; `cell_as_prior` is off by default there and its experiment grid runs it at 0.1).
+PRESETS.update({
+    "ssm": {"model": {"transition": "ssm"}},
+    "deterministic": {"model": {"mean_only": True, "kl_scale": 0.0}},
+    "rssm_ma": {"model": {"transition": "rssm_ma", "ma_ppn": 0.25, "ma_alpha": 0.25}},
+    "clockwork": {"model": {"transition": "clockwork", "clock_periods": [1, 4]}},
+    "cell_as_prior": {"model": {"transition": "clockwork", "clock_periods": [1, 4], "cell_as_prior": 0.1}},
+})
+
+
+# PlaNet at the paper's commit (1896bdb, the discrete-action fork's base): camera-ready planet + the paper-era losses.
+PRESETS["planet_paper"] = deep_merge(deep_merge(_PLANET, _PLANET_PAPER), {"run": {"algo": "planet_paper"}})
+
+
 def apply_presets(names: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
     """Merge the presets ``names`` in order onto ``base``; ``KeyError(name)`` for an unknown one."""
     merged: dict[str, Any] = dict(base or {})
@@ -179,6 +256,7 @@ def apply_presets(names: list[str], base: dict[str, Any] | None = None) -> dict[
         preset = PRESETS[name]
         if "per_algo" in preset:
             algo = merged.get("run", {}).get("algo", "dreamer_v1")
-            preset = preset["per_algo"].get(algo, preset["per_algo"]["dreamer_v1"])
+            entries = preset["per_algo"]
+            preset = entries.get(algo) or entries.get(ALGO_FAMILY.get(algo, "dreamer_v1")) or entries["dreamer_v1"]
         merged = deep_merge(merged, preset)
     return merged

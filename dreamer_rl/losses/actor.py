@@ -74,7 +74,8 @@ class ActorLoss(LossModule):
     TensorDict ``[H, N]`` with ``feat`` ``[H, N, F]`` (states ``s_0 .. s_{H-1}``), ``lambda_return`` ``[H, N, 1]``
     and ``weight`` ``[H, N, 1]``, all detached.
 
-    :param value: the critic, ``feat -> [..., 1]``. :param slow_value: its slow copy (targets when
+    :param value: the critic, ``feat -> [..., 1]``, or ``None``: no value head (the TF1 seed's ``value_head:
+        False``), ``v = 0`` and ``λ = 1``, so ``G_k = Σ_{j≥k} (Π d) r_j`` without a bootstrap. :param slow_value: its slow copy (targets when
         ``slow_target``). :param return_norm: V3's percentile normaliser, or ``None`` (``S = 1``).
 
     Example::
@@ -103,7 +104,7 @@ class ActorLoss(LossModule):
     SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0, ValueEstimators.TD1, ValueEstimators.TDLambda)
     out_keys = ["loss_actor", "actor_entropy", "return_scale"]
 
-    def __init__(self, world_model: WorldModel, actor: nn.Module, value: nn.Module, *, horizon: int = 15,
+    def __init__(self, world_model: WorldModel, actor: nn.Module, value: nn.Module | None, *, horizon: int = 15,
                  gamma: float = 0.99, lambda_: float = 0.95, actor_grad: ActorGrad = "dynamics",
                  grad_mix: float = 0.1, entropy: float = 0.0, slow_value: nn.Module | None = None,
                  slow_target: bool = False, return_norm: PercentileReturnNorm | None = None) -> None:
@@ -141,7 +142,9 @@ class ActorLoss(LossModule):
     def returns(self, reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor) -> torch.Tensor:
         """``G [H, N, 1]`` from ``r_k``, ``d_k`` ``[H, N, 1]`` and ``v_0 .. v_H`` ``[H+1, N, 1]``."""
         if self._value_estimator is None:
-            return lambda_return(reward, value[:-1], discount, value[-1], self.lambda_)
+            # without a critic (v = 0) the return is the discounted reward sum: λ = 1, no bootstrap
+            return lambda_return(reward, value[:-1], discount, value[-1], self.lambda_ if self.value is not None
+                                 else 1.0)
         keys = self.tensor_keys
         done = torch.zeros(reward.shape, dtype=torch.bool, device=reward.device)
         td = TensorDict({("next", keys.reward): reward.transpose(0, 1),  # TorchRL: time is the last batch dim
@@ -181,7 +184,9 @@ class ActorLoss(LossModule):
                 discount = torch.full_like(reward, self.gamma)
             critic = self.slow_value if self.slow_target else self.value
             share = not dynamics and not self.slow_target and isinstance(self.value, ScalarHead)
-            if not share:
+            if critic is None:  # no value head (the TF1 seed's value_head False)
+                value = torch.zeros_like(feat[..., :1])
+            elif not share:
                 value = critic(feat)  # [H+1, N, 1]
         critic_out = None
         if share:

@@ -8,7 +8,9 @@ gradient, ``F`` free nats:
     L_kl = max(mean_{b,t} KL(q || p), F)
 
 so the model is not pushed below ``F`` nats per step; below the threshold the term has no gradient. Gradients flow
-into both posterior and prior.
+into both posterior and prior. With ``free_avg=False`` the clip applies to each step before the mean,
+``mean_{b,t} max(KL(q || p), F)``, as PlaNet's paper-era code does (google-research/planet 1896bdb,
+``planet/training/utility.py`` ``compute_losses``: ``tf.maximum(free_nats, divergence)`` per step).
 
 ``balanced`` (DreamerV2, ``agent.py`` ``kl_loss`` with ``forward=False``): the prior is trained towards the posterior
 faster than the posterior is regularised towards the prior, with ``α = balance`` (0.8):
@@ -59,7 +61,7 @@ def kl_terms(post: torch.Tensor, prior: torch.Tensor, *, kind: KLKind = "free_na
     """
     if kind == "free_nats":
         value = kl(post, prior)  # [B, T]
-        return {"kl": torch.clamp(value.mean(), min=free_nats)}, value.mean().detach()
+        return {"kl": _free(value, free_nats, free_avg)}, value.mean().detach()
     if kind not in ("balanced", "dyn_rep"):
         raise ValueError(f"KL kind {kind!r}; available: 'free_nats', 'balanced', 'dyn_rep'")
     dyn = kl(post.detach(), prior)  # trains the prior

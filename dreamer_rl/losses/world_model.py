@@ -13,6 +13,11 @@ action ``a_{t-1}`` that led to it, the reward ``r_t`` received with it, ``is_ini
 
     L = image_scale L_image + reward_scale L_reward + kl_scale L_kl + pcont_scale L_pcont
 
+PlaNet's paper-era terms, each off by default and reported only when on: ``loss_overshooting`` (latent overshooting
+over distances 2 .. overshooting + 1, × overshooting_scale) and ``loss_global_kl`` (KL(q || N(0, I)) ×
+global_kl_scale) of :mod:`dreamer_rl.losses.overshooting`, and ``loss_tap`` (time-agnostic prediction over the next
+tap_horizon rows, × tap_scale) of :mod:`dreamer_rl.losses.tap`.
+
 Only termination (not time-limit truncation) trains the continuation target towards zero.
 
 The batch must be stored rows (above), not TorchRL's transition layout (``o_t, a_t, ("next", r_{t+1}),
@@ -32,6 +37,9 @@ from tensordict.utils import NestedKey
 from torchrl.objectives.common import LossModule
 
 from dreamer_rl.losses.kl import KLKind, kl_terms
+from dreamer_rl.losses.overshooting import global_kl, overshooting_kl
+from dreamer_rl.losses.tap import tap_loss
+from dreamer_rl.rssm import RSSMStates
 from dreamer_rl.world_model import WorldModel
 
 ROW_LAYOUT_ERROR = (
@@ -81,13 +89,17 @@ class WorldModelLoss(LossModule):
     def __init__(self, world_model: WorldModel, *, kl_kind: KLKind = "free_nats", free_nats: float = 3.0,
                  kl_scale: float = 1.0, image_scale: float = 1.0, reward_scale: float = 1.0,
                  pcont_scale: float = 10.0, discount: float = 0.99, kl_balance: float = 0.8, free_avg: bool = True,
-                 dyn_scale: float = 1.0, rep_scale: float = 0.1) -> None:
+                 dyn_scale: float = 1.0, rep_scale: float = 0.1, overshooting: int = 0,
+                 overshooting_scale: float = 1.0, global_kl_scale: float = 0.0, tap_scale: float = 0.0,
+                 tap_horizon: int = 10) -> None:
         super().__init__()
         self.world_model = world_model
         self.kl_kind, self.free_nats, self.kl_scale = kl_kind, free_nats, kl_scale
         self.kl_options = dict(balance=kl_balance, free_avg=free_avg, dyn_scale=dyn_scale, rep_scale=rep_scale)
         self.image_scale, self.reward_scale, self.pcont_scale = image_scale, reward_scale, pcont_scale
         self.discount = discount
+        self.overshooting, self.overshooting_scale = overshooting, overshooting_scale
+        self.global_kl_scale, self.tap_scale, self.tap_horizon = global_kl_scale, tap_scale, tap_horizon
 
     @property
     def in_keys(self) -> list[NestedKey]:  # noqa: D102
@@ -102,7 +114,10 @@ class WorldModelLoss(LossModule):
         kl = ["loss_dyn", "loss_rep"] if self.kl_kind == "dyn_rep" else ["loss_kl"]
         pcont = ["loss_pcont"] if self.world_model.pcont is not None else []
         vector = ["loss_vector"] if self.world_model.vector_dim else []
-        return ["loss_image", *vector, "loss_reward", *kl, *pcont, "kl"]
+        planet = [k for k, on in (("loss_overshooting", self.overshooting > 0), ("loss_global_kl",
+                  self.global_kl_scale > 0), ("loss_tap", self.tap_scale > 0)) if on]
+        extra = [f"loss_{k}" for k in self.world_model.rssm.extra_loss_keys]  # the transition model's own terms
+        return ["loss_image", *vector, "loss_reward", *kl, *planet, *extra, *pcont, "kl"]
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
         pass
@@ -115,6 +130,22 @@ class WorldModelLoss(LossModule):
             nested = ("next", *key) if isinstance(key, tuple) else ("next", key)
             if nested in tensordict.keys(include_nested=True):
                 raise ValueError(ROW_LAYOUT_ERROR.format(key=nested))
+
+    def _planet_losses(self, states: RSSMStates, action: torch.Tensor, is_init: torch.Tensor, target: torch.Tensor,
+                       pred: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The enabled ones of ``loss_overshooting``, ``loss_global_kl``, ``loss_tap`` (scaled)."""
+        rssm, out = self.world_model.rssm, {}
+        if self.overshooting > 0:
+            value = overshooting_kl(rssm, states.deter, states.stoch, states.post, action.to(torch.float32),
+                                    is_init, amount=self.overshooting, free_nats=self.free_nats)
+            out["loss_overshooting"] = self.overshooting_scale * value
+        if self.global_kl_scale > 0:
+            out["loss_global_kl"] = self.global_kl_scale * global_kl(rssm, states.post)
+        if self.tap_scale > 0:
+            tap = tap_loss(pred, target, is_init, horizon=self.tap_horizon, kind=self.world_model.obs_loss,
+                           event_dims=3 if self.world_model.pixels else 1)
+            out["loss_tap"] = self.tap_scale * tap
+        return out
 
     def forward(self, tensordict: TensorDictBase) -> tuple[TensorDict, TensorDict]:  # noqa: D102
         keys = self.tensor_keys
@@ -129,7 +160,8 @@ class WorldModelLoss(LossModule):
         vector = tensordict.get(keys.vector_observation) if wm.vector_dim else None
         states = wm.observe(target, action, is_init, preprocessed=True, vector=vector)
         feat = wm.rssm.feat(states.stoch, states.deter)  # [B, T, F]
-        image = wm.obs_nll(target, wm.decoder(feat))
+        pred = wm.decoder(feat)
+        image = wm.obs_nll(target, pred)
         reward_loss = wm.reward.loss(feat, reward).mean()
         kl, kl_value = kl_terms(states.post, states.prior, kind=self.kl_kind, free_nats=self.free_nats,
                                 kl=wm.rssm.kl, **self.kl_options)
@@ -137,6 +169,8 @@ class WorldModelLoss(LossModule):
         if vector is not None:
             losses["loss_vector"] = self.image_scale * wm.vector_nll(vector, feat)
         losses.update({f"loss_{k}": self.kl_scale * v for k, v in kl.items()})
+        losses.update(self._planet_losses(states, action, is_init, target, pred))
+        losses.update({f"loss_{k}": v for k, v in wm.rssm.extra_losses(states).items()})  # model's own terms
         losses["kl"] = kl_value
         if wm.pcont is not None:
             target = self.discount * (~tensordict.get(keys.terminated).bool()).to(torch.float32)
