@@ -32,6 +32,8 @@ from dreamer_rl.losses.return_norm import PercentileReturnNorm
 from dreamer_rl.losses.slow_critic import SlowCritic
 from dreamer_rl.nets.actors import make_actor
 from dreamer_rl.nets.heads import ScalarHead
+from dreamer_rl.explorer import ExplorationLearner
+from dreamer_rl.losses.plan2explore import DisagreementEnsemble
 from dreamer_rl.optim import LaProp
 from dreamer_rl.planners import LatentPlanner, make_planner
 from dreamer_rl.runtime import flush_denormals, keep_freed_memory
@@ -43,7 +45,9 @@ class Dreamer(nn.Module):
 
     def __init__(self, world_model: WorldModel, actor: nn.Module | None, value: nn.Module | None,
                  slow_value: SlowCritic | None = None, return_norm: PercentileReturnNorm | None = None,
-                 action_space: ActionSpace | None = None, planner: LatentPlanner | None = None) -> None:
+                 action_space: ActionSpace | None = None, planner: LatentPlanner | None = None,
+                 ensemble: nn.Module | None = None, expl_actor: nn.Module | None = None,
+                 expl_value: nn.Module | None = None) -> None:
         super().__init__()
         self.world_model, self.actor, self.value = world_model, actor, value
         self.slow_value, self.return_norm = slow_value, return_norm
@@ -51,6 +55,8 @@ class Dreamer(nn.Module):
         self.action_space = action_space or ActionSpace("continuous", (world_model.rssm.action_dim,))
         #: acts by planning when set (it holds no parameters of its own)
         self.planner = planner
+        #: Plan2Explore: the disagreement ensemble and the exploration actor-critic (collection only)
+        self.ensemble, self.expl_actor, self.expl_value = ensemble, expl_actor, expl_value
 
 
 def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | ActionSpace,
@@ -105,7 +111,19 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
                                value=value, init_std=p.init_std, summarise=p.summarise_plan_returns,
                                temperature=p.temperature, momentum=p.momentum, min_std=p.min_std,
                                max_std=p.max_std)
-    return Dreamer(wm, actor, value, slow, norm, space, planner)
+    explore: dict[str, nn.Module] = {}
+    if b.expl_behavior == "plan2explore":
+        target_dim = {"stoch": wm.rssm.stoch, "deter": wm.rssm.deter}.get(b.disag_target, feat)
+        explore = dict(
+            ensemble=DisagreementEnsemble(feat, action_dim if b.disag_action_cond else 0, target_dim,
+                                          members=b.disag_models, units=units, act=m.act, log=b.disag_log,
+                                          intr_scale=b.expl_intr_scale, extr_scale=b.expl_extr_scale,
+                                          target=b.disag_target),
+            expl_actor=make_actor(actor_dist, feat, action_dim, units=units, layers=b.actor_layers, act=m.act,
+                                  norm=m.norm, **kw),
+            expl_value=ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act,
+                                  norm=m.norm, bins=m.bins))
+    return Dreamer(wm, actor, value, slow, norm, space, planner, **explore)
 
 
 def resolve_actor_grad(actor_grad: str, space: ActionSpace) -> str:
@@ -177,6 +195,10 @@ class Learner(nn.Module):
             self.value_opt = (torch.optim.Adam(agent.value.parameters(), lr=t.value_lr, **adam)
                               if self.value_loss is not None else None)
         self.grad_clip = t.grad_clip
+        self.explorer = (ExplorationLearner(agent, recipe, resolve_actor_grad(b.actor_grad, agent.action_space))
+                         if agent.ensemble is not None else None)
+        #: the last update's posterior states ``[B, T]`` (detached ``("posterior", "deter"/"stoch")``, no copy)
+        self.last_states: TensorDictBase | None = None
         #: PlaNet's learning-rate ramp of each Adam, stepped after its optimiser (``train.lr_ramp``)
         self.lr_schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
         if t.lr_ramp > 0 and not self.joint:
@@ -214,6 +236,7 @@ class Learner(nn.Module):
         """One update on stored rows ``[B, T]``; returns ``train/...`` metrics as detached 0-d tensors."""
         a = self.agent
         wm_losses, states = self.world_model_loss(batch)
+        self.last_states = states  # read by tracking.collect_latents, without a second forward pass
         wm_total = sum(v for k, v in wm_losses.items() if k.startswith("loss_"))
         norms: dict[str, torch.Tensor] = {}
         metrics = {f"train/loss/{k[5:]}": v.detach() for k, v in wm_losses.items() if k.startswith("loss_")}
@@ -253,18 +276,23 @@ class Learner(nn.Module):
             "train/actor_entropy": actor_losses["actor_entropy"], "train/return_scale": actor_losses["return_scale"],
         })
         metrics.update({f"train/grad_norm/{k}": v for k, v in norms.items() if v is not None})
+        if self.explorer is not None:
+            metrics.update(self.explorer.update(batch, states, self.world_model_loss.tensor_keys))
         return metrics
 
     def optim_state(self) -> dict[str, Any]:
+        explore = {"explore": self.explorer.optim_state()} if self.explorer is not None else {}
         if self.joint:
-            return {"all": self.opt.state_dict()}
+            return {"all": self.opt.state_dict(), **explore}
         opts = {"model": self.model_opt, "actor": self.actor_opt, "value": self.value_opt}
         state = {k: opt.state_dict() for k, opt in opts.items() if opt is not None}
         if self.lr_schedulers:
             state["lr_schedulers"] = {k: sched.state_dict() for k, sched in self.lr_schedulers.items()}
-        return state
+        return {**state, **explore}
 
     def load_optim_state(self, state: dict[str, Any]) -> None:
+        if self.explorer is not None:
+            self.explorer.load_optim_state(state["explore"])
         if self.joint:
             self.opt.load_state_dict(state["all"])
             return

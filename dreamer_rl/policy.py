@@ -144,8 +144,9 @@ class DreamerPolicy(TensorDictModuleBase):
             return (space.epsilon_greedy(action, self.eval_noise) if space.discrete else action), plan
         if planning:
             action, plan = self._plan(deter, stoch, plan, batch)
-        else:
-            action = self.agent.actor(feat, sample=True)
+        else:  # Plan2Explore collects with its exploration actor
+            actor = self.agent.expl_actor if self.agent.expl_actor is not None else self.agent.actor
+            action = actor(feat, sample=True)
         amount = self.exploration()
         if self.expl == "epsilon_greedy" or (space.discrete and self.expl == "additive_gaussian"):
             action = space.epsilon_greedy(action, amount)

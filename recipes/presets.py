@@ -199,8 +199,20 @@ PRESETS["gym"]["per_algo"]["dreamer_v3"] = deep_merge(PRESETS["size1m"], PRESETS
 PRESETS["atari"]["per_algo"]["dreamer_v3"] = deep_merge(PRESETS["size200m"], PRESETS["atari"]["per_algo"]["dreamer_v3"])
 
 
+# Plan2Explore, DreamerV2's `expl_behavior: Plan2Explore` (dreamerv2 configs.yaml): 10 one-step predictors of the
+# next posterior sample from [feat, action], the reward the log of their disagreement (intrinsic scale 1, task reward
+# 0), ensemble Adam 3e-4; the exploration actor-critic collects, the task actor is evaluated. The run's algo tag says
+# both (`dreamer_v2_plan2explore`).
+_P2E = {"behavior": {"expl_behavior": "plan2explore", "expl_intr_scale": 1.0, "expl_extr_scale": 0.0,
+                     "expl_lr": 3e-4, "disag_models": 10, "disag_target": "stoch", "disag_log": True,
+                     "disag_action_cond": True}}
+PRESETS["plan2explore"] = {"per_algo": {
+    algo: deep_merge(_P2E, {"run": {"algo": f"{algo}_plan2explore"}})
+    for algo in ("dreamer_v1", "kl_balance", "dreamer_v2", "dreamer_v3", "actor")}}
 # A variant takes its family's domain settings where a domain preset has no entry of its own.
-ALGO_FAMILY = {"planet_paper": "planet", "actor": "dreamer_v1", "kl_balance": "dreamer_v1"}
+ALGO_FAMILY = {"planet_paper": "planet", "actor": "dreamer_v1", "kl_balance": "dreamer_v1",
+               **{f"{algo}_plan2explore": algo for algo in ("dreamer_v1", "kl_balance", "dreamer_v2", "dreamer_v3",
+                                                           "actor")}}
 
 # Time-agnostic prediction (Jayaraman et al. 2018; dreamer_rl/losses/tap.py) beside the usual losses.
 PRESETS["tap"] = {"model": {"tap_scale": 1.0}}

@@ -107,7 +107,8 @@ class ActorLoss(LossModule):
     def __init__(self, world_model: WorldModel, actor: nn.Module, value: nn.Module | None, *, horizon: int = 15,
                  gamma: float = 0.99, lambda_: float = 0.95, actor_grad: ActorGrad = "dynamics",
                  grad_mix: float = 0.1, entropy: float = 0.0, slow_value: nn.Module | None = None,
-                 slow_target: bool = False, return_norm: PercentileReturnNorm | None = None) -> None:
+                 slow_target: bool = False, return_norm: PercentileReturnNorm | None = None,
+                 reward_model: nn.Module | None = None) -> None:
         super().__init__()
         if actor_grad not in ("dynamics", "reinforce", "both"):
             raise ValueError(f"actor_grad {actor_grad!r}; available: 'dynamics', 'reinforce', 'both'")
@@ -118,6 +119,8 @@ class ActorLoss(LossModule):
         self.slow_target = slow_target and slow_value is not None
         self.return_norm = return_norm
         self._value_estimator = None  # our own lambda_return until make_value_estimator is called
+        #: replaces the reward: ``reward_model.reward(feat_k, a_k, rew(feat_{k+1}))`` (Plan2Explore's disagreement)
+        self.reward_model = reward_model
 
     @property
     def in_keys(self) -> list[NestedKey]:  # noqa: D102
@@ -173,11 +176,13 @@ class ActorLoss(LossModule):
             return action
 
         plain = dynamics and not reinforce and not self.entropy  # V1: the actor's own forward (tanh(mean + std ε))
-        with held_out(wm, self.value, self.slow_value):
+        with held_out(wm, self.value, self.slow_value, self.reward_model):
             # with reinforce alone no imagined state carries a graph: actions are samples, the model is held out
             deters, stochs, actions = imagine(wm.rssm, self.actor if plain else policy, deter, stoch, H)
             feat = wm.rssm.feat(stochs, deters)  # [H+1, N, F]  states s_0 .. s_H
             reward = wm.reward(feat[1:])  # [H, N, 1]  r_k, earned on reaching s_{k+1}
+            if self.reward_model is not None:
+                reward = self.reward_model.reward(feat[:-1], actions, reward)
             if wm.pcont is not None:
                 discount = torch.sigmoid(wm.pcont(feat[1:]))  # trained towards γ (1 - terminated)
             else:
