@@ -185,6 +185,17 @@ class BehaviorConfig(_Section):
     expl_decay: float = Field(0.0, description="env frames over which expl_amount decays linearly (0: constant)",
                               ge=0)
     expl_min: float = Field(0.0, description="floor of the decaying exploration amount", ge=0)
+    expl_behavior: Literal["greedy", "plan2explore"] = Field(
+        "greedy", description="who collects: the task actor ('greedy'), or an exploration actor-critic maximising "
+        "ensemble disagreement ('plan2explore', DreamerV2's option); evaluation always uses the task actor")
+    expl_intr_scale: float = Field(1.0, description="plan2explore: weight of the disagreement reward", ge=0)
+    expl_extr_scale: float = Field(0.0, description="plan2explore: weight of the task reward", ge=0)
+    expl_lr: float = Field(3e-4, description="plan2explore: Adam learning rate of the ensemble", gt=0)
+    disag_models: int = Field(10, description="plan2explore: ensemble members", ge=2)
+    disag_target: Literal["stoch", "deter", "feat"] = Field(
+        "stoch", description="plan2explore: what the ensemble predicts one step ahead (z, h, or [z, h])")
+    disag_log: bool = Field(True, description="plan2explore: the reward is the log of the disagreement")
+    disag_action_cond: bool = Field(True, description="plan2explore: the ensemble also sees the action")
     action_head: bool = Field(True, description="learn an actor (False: act only by planning, PlaNet)")
     value_head: bool = Field(True, description="learn a critic (False: the actor maximises imagined returns without "
                              "a bootstrap, as the TF1 seed's value_head False)")
@@ -260,6 +271,13 @@ class TrackingConfig(_Section):
     experiment: str = Field("dreamer_rl", description="MLflow experiment name")
     video: bool = Field(True, description="log eval-episode and open-loop prediction videos")
     openloop_context: int = Field(5, description="observed frames before open-loop prediction", ge=1)
+    collect_latents: bool = Field(
+        False, description="dmc_ tasks: save each training batch's zero-step posterior sample [B·T, S], belief "
+        "[B·T, D] and the true physics position (qpos) [B·T, P] and velocity (qvel) [B·T, V] as float32 "
+        "latents/<updates:09d>.npz artifacts (the PlaNet fork's collect_latents; B·T·(S+D+P+V)·4 bytes per saved "
+        "batch before compression, e.g. 50·50·(30+200+2+2)·4 = 2.3 MB; without tracking: <runs_dir>/<run>/latents/)")
+    collect_latents_every: int = Field(1, description="collect_latents: save every n-th update's batch (1: all)",
+                                       ge=1)
 
 
 class RunConfig(_Section):
@@ -305,6 +323,9 @@ class Recipe(_Section):
         if not b.action_head and p.kind == "none":
             raise ValueError("behavior.action_head is false, so the agent acts by planning: set planner.kind cem or "
                              "mppi (or keep the actor with behavior.action_head true)")
+        if b.expl_behavior == "plan2explore" and not b.action_head:
+            raise ValueError("behavior.expl_behavior plan2explore trains an exploration actor beside the task actor: "
+                             "it needs behavior.action_head true (not a planner-only recipe)")
         if not b.action_head and b.value_head:
             raise ValueError("behavior.value_head true needs the actor's imagined trajectories to train on: set "
                              "behavior.value_head false with behavior.action_head false")
