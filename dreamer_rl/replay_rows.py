@@ -34,6 +34,9 @@ class StepRowWriter:
     Args:
         obs_keys: observation keys to store (``"pixels"`` must be uint8 ``[3, H, W]``; other keys are stored
             as float32). Each must be present both at the root and under ``"next"`` of the transitions.
+        extra_keys: further keys stored exactly like the vector observation keys (float32, the reset row from the
+            root, every other row from ``"next"``, so a row's value belongs to its own ``o_t``) but not observed
+            by the model: the DMC physics state ``("position", "velocity")`` of ``tracking.collect_latents``.
 
     Calling the writer on transitions of shape ``[N]`` (one env) or ``[E, N]`` (E envs, time last) returns
     rows of shape ``[R]``, ``R = E * N + (number of is_init transitions)``, on the transitions' device, env by
@@ -57,7 +60,8 @@ class StepRowWriter:
     (:meth:`load_state_dict`) opens new streams, so rows written before and after a resume never form one slice.
     """
 
-    def __init__(self, obs_keys: Sequence[str] = ("pixels",), reward_clip: str = "none", streams: bool = False) -> None:
+    def __init__(self, obs_keys: Sequence[str] = ("pixels",), reward_clip: str = "none", streams: bool = False,
+                 extra_keys: Sequence[str] = ()) -> None:
         if reward_clip not in ("none", "tanh", "sign"):
             raise ValueError(f"reward_clip must be 'none', 'tanh' or 'sign', got {reward_clip!r}")
         self.reward_clip, self.streams = reward_clip, streams
@@ -69,6 +73,7 @@ class StepRowWriter:
         if not obs_keys:
             raise ValueError("StepRowWriter needs at least one observation key, e.g. obs_keys=('pixels',)")
         self.obs_keys: tuple[str, ...] = tuple(obs_keys)
+        self.extra_keys: tuple[str, ...] = (extra_keys,) if isinstance(extra_keys, str) else tuple(extra_keys)
         self._next_episode = 0
         self._episode: list[int] = []  # per env: current episode id, -1 for none
         self._step: list[int] = []  # per env: step_count of the env's last row
@@ -140,7 +145,7 @@ class StepRowWriter:
         if action.ndim == 1:
             action = action.unsqueeze(-1)
         out: dict[str, torch.Tensor] = {}
-        for key in self.obs_keys:
+        for key in self.obs_keys + self.extra_keys:
             now, after = td.get(key, None), nxt.get(key, None)
             if now is None or after is None:
                 raise KeyError(

@@ -8,8 +8,9 @@ Clocks (all in env frames, i.e. environment steps after action repeat):
 - log / eval / save: every ``run.log_every`` / ``run.eval_every`` / ``run.save_every`` frames.
 
 A run lives in ``<runs_dir>/<run name>/``: ``recipe.json``, ``checkpoints/latest.pt`` and ``replay/`` (the memmap
-storage). Starting a run whose folder holds a checkpoint resumes it: model, optimisers, counters, RNG, replay
-buffer and the same MLflow run.
+storage); with ``tracking.collect_latents`` and tracking off, also ``latents/`` (see :meth:`Run._save_latents`).
+Starting a run whose folder holds a checkpoint resumes it: model, optimisers, counters, RNG, replay buffer and the
+same MLflow run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +45,8 @@ from dreamer_rl.video import openloop_frames, to_hwc_uint8
 
 log = logging.getLogger(__name__)
 EnvFn = Callable[[Recipe, int], EnvBase]
+#: The true physical state a ``tracking.collect_latents`` run stores beside each observation (DMC's qpos, qvel).
+PHYSICS_KEYS = ("position", "velocity")
 # Fields a resumed run may change: the budget, the clocks and where it runs.
 MUTABLE_RUN_FIELDS = frozenset({"steps", "log_every", "eval_every", "save_every", "device", "threads"})
 
@@ -65,6 +69,8 @@ def default_env_fn(recipe: Recipe, seed: int) -> EnvBase:
     if e.task.startswith("atari_"):
         options = dict(sticky_actions=e.sticky_actions, noop_max=e.noop_max, grayscale=e.grayscale,
                        full_action_space=e.full_action_space, life_loss=e.life_loss)
+    elif e.task.startswith("dmc_") and recipe.tracking.collect_latents:
+        options = dict(physics_state=True)
     return make_env(e.task, from_pixels=e.from_pixels, action_repeat=e.action_repeat, image_size=e.image_size,
                     max_episode_frames=e.max_episode_frames, seed=seed, **options)
 
@@ -152,6 +158,10 @@ class Run:
                 self.repeat = action_repeat_of(self.env, recipe)
             obs_shape = tuple(self.env.observation_spec[self.obs_key].shape[self.env.batch_dims:])
             self.action_space = ActionSpace.from_spec(self.env.action_spec_unbatched, where=recipe.env.task)
+            if recipe.tracking.collect_latents and not set(PHYSICS_KEYS) <= set(spec_keys):
+                raise UserError(f"tracking.collect_latents needs the true physics state (position, velocity), which "
+                                f"only dmc_ tasks emit; {recipe.env.task} has none: use a dmc_ task or "
+                                f"--tracking.collect_latents false")
             self.agent: Dreamer = build_dreamer(recipe, obs_shape, self.action_space, vector_dim).to(self.device)
         except BaseException:
             self.env.close()
@@ -183,7 +193,8 @@ class Run:
                                          scratch_dir=self.dir / "replay", fragmented=recipe.env.num_envs > 1,
                                          slices=t.replay_slices)
         self.writer = StepRowWriter(obs_keys=self.obs_keys, reward_clip=recipe.env.reward_clip,
-                                    streams=t.replay_slices == "stream")
+                                    streams=t.replay_slices == "stream",
+                                    extra_keys=PHYSICS_KEYS if recipe.tracking.collect_latents else ())
         if resume_state is not None:
             self.agent.load_state_dict(resume_state["agent"])
             self.learner.load_optim_state(resume_state["optim"])
@@ -293,8 +304,36 @@ class Run:
             batch = sample_sequences(self.buffer, t.batch_size, t.seq_len, self.device)
             for k, v in self.learner.update(batch).items():
                 sums[k] = sums.get(k, 0) + v
+            tr = self.recipe.tracking
+            if tr.collect_latents and self.counters.updates % tr.collect_latents_every == 0:
+                self._save_latents(batch, self.counters.updates)
             self.counters.updates += 1
         return {k: float(v) / updates for k, v in sums.items()}  # one host sync per burst
+
+    def _save_latents(self, batch: TensorDictBase, update: int) -> None:
+        """``tracking.collect_latents``: update ``update``'s batch as ``latents/<update:09d>.npz`` (compressed).
+
+        Keys (float32, one row per stored row of the ``[B, T]`` batch, batch-major): ``sample`` ``[B·T, S]`` (the
+        posterior sample z of the world-model loss, zero steps of open-loop prediction), ``belief`` ``[B·T, D]``
+        (the deterministic state h), ``position`` ``[B·T, P]`` and ``velocity`` ``[B·T, V]`` (the physics' qpos and
+        qvel when that row's observation was taken). Logged to the MLflow run under ``latents/``, or written to
+        ``<run dir>/latents/`` when tracking is off. Reads the states the update computed (no second forward pass);
+        the copy to the host is the only sync.
+        """
+        states, keys = self.learner.last_states, self.learner.world_model_loss.tensor_keys
+        rows = batch.shape[0] * batch.shape[1]
+        arrays = {"sample": states.get(keys.posterior_stoch), "belief": states.get(keys.posterior_deter),
+                  **{k: batch.get(k) for k in PHYSICS_KEYS}}
+        arrays = {k: v.reshape(rows, -1).to("cpu", torch.float32).numpy() for k, v in arrays.items()}
+        name = f"{update:09d}.npz"
+        if self.tracker is None:
+            folder = self.dir / "latents"
+            folder.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(folder / name, **arrays)
+            return
+        with tempfile.TemporaryDirectory(prefix="dreamer_rl_latents_") as tmp:
+            np.savez_compressed(Path(tmp) / name, **arrays)
+            self.tracker.log_artifact(Path(tmp) / name, "latents")
 
     def _eval_and_log(self, step: int) -> list[float]:
         r, max_steps = self.recipe, self.recipe.env.max_episode_frames // self.repeat

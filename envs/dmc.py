@@ -14,6 +14,10 @@ itself ends the episode with discount 0.
 
 Rendering happens once per agent step, after the action-repeat loop (and once per reset), never per control frame.
 
+True physical state (``physics_state=True``, for ``tracking.collect_latents``): every reset and step also emits
+``position`` (``physics.data.qpos``) and ``velocity`` (``physics.data.qvel``), float32, read from the physics at the
+same moment as the observation of that step, so a stored row's state belongs to its own observation.
+
 Discrete-action cartpole (the PlaNet discrete-action fork's tasks, :data:`DISCRETE_TASKS`): ``dmc_cartpole_balance_da``
 and ``dmc_cartpole_swingup_da`` offer 5 forces (:data:`FORCES_DA`), ``dmc_cartpole_balance_daf``,
 ``dmc_cartpole_swingup_daf`` and ``dmc_cartpole_swingupsparse_daf`` (dm_control's ``swingup_sparse``) 9 finer ones
@@ -171,6 +175,8 @@ class DMCEnv(EnvBase):
       [-1, 1.1] / [-0.8, 0.8] joints) are rescaled affinely to their range; effectively unbounded ranges (lqr,
       +-1e10) get the clipped action as is. With ``forces`` (discrete-action tasks, 1-D actuator): one-hot
       ``[n]`` (``OneHot(n)`` spec, int64; any dtype accepted), and ``forces[argmax(action)]`` is the actuator value.
+    - ``position``, ``velocity``: float32 ``[nq]``, ``[nv]`` (``physics_state=True`` only): the physics'
+      ``qpos`` and ``qvel`` when the step's observation was taken (cartpole: cart position and pole angle).
     - ``reward``: float32 ``[1]``, summed over the ``action_repeat`` control frames of the step.
     - ``done``, ``terminated``, ``truncated``: bool ``[1]``. ``truncated`` after ``max_episode_frames //
       action_repeat`` agent steps (and if dm_control ends an episode with non-zero discount); ``terminated`` only if
@@ -192,6 +198,7 @@ class DMCEnv(EnvBase):
         seed: int = 0,
         device: str | torch.device = "cpu",
         forces: tuple[float, ...] | None = None,
+        physics_state: bool = False,
     ) -> None:
         if image_size < 1:
             raise UserError(f"image_size must be a positive integer, got {image_size!r}")
@@ -202,6 +209,7 @@ class DMCEnv(EnvBase):
         super().__init__(device=device, batch_size=torch.Size([]))
         self.domain, self.task = domain, task
         self.from_pixels = from_pixels
+        self.physics_state = physics_state
         self.action_repeat = action_repeat
         self.image_size = image_size
         self.max_episode_frames = max_episode_frames
@@ -228,6 +236,10 @@ class DMCEnv(EnvBase):
             dim = sum(int(np.prod(v.shape)) for v in self._env.observation_spec().values())
             obs = Unbounded(shape=(dim,), dtype=torch.float32, device=self.device)
             self.observation_spec = Composite(observation=obs, shape=(), device=self.device)
+        if physics_state:
+            data = self._env.physics.data
+            for key, size in (("position", data.qpos.shape[0]), ("velocity", data.qvel.shape[0])):
+                self.observation_spec[key] = Unbounded(shape=(size,), dtype=torch.float32, device=self.device)
         if self.forces is not None:
             self.action_spec = OneHot(len(self.forces), dtype=torch.int64, device=self.device)
         else:
@@ -241,16 +253,25 @@ class DMCEnv(EnvBase):
 
     # -- observations -------------------------------------------------------------------------------------------
     def _observe(self, observation: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        out = self._physics_state() if self.physics_state else {}
         if self.from_pixels:
             frame = self._env.physics.render(
                 height=self.image_size, width=self.image_size, camera_id=self.camera_id
             )
             pixels = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1)))
-            return {"pixels": pixels.to(self.device)}
+            out["pixels"] = pixels.to(self.device)
+            return out
         flat = np.concatenate(
             [np.asarray(observation[k], dtype=np.float32).reshape(-1) for k in self.dmc_observation_keys]
         )
-        return {"observation": torch.from_numpy(flat).to(self.device)}
+        out["observation"] = torch.from_numpy(flat).to(self.device)
+        return out
+
+    def _physics_state(self) -> dict[str, torch.Tensor]:
+        """``position`` (qpos) and ``velocity`` (qvel) of the physics now, float32 copies."""
+        data = self._env.physics.data
+        return {key: torch.tensor(np.asarray(value, dtype=np.float32), device=self.device)
+                for key, value in (("position", data.qpos), ("velocity", data.qvel))}
 
     def _flags(self, terminated: bool, truncated: bool) -> dict[str, torch.Tensor]:
         def flag(v: bool) -> torch.Tensor:
@@ -311,13 +332,15 @@ def make(
     max_episode_frames: int = 1000,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    physics_state: bool = False,
 ) -> TransformedEnv:
     """Build ``name`` (``dmc_<domain>_<task>``) as ``TransformedEnv(DMCEnv(...), Compose(InitTracker()))``.
 
     ``action_repeat`` is a positive int or ``"planet"`` (:data:`PLANET_ACTION_REPEAT`; 4 for the discrete-action
     cartpole tasks of :data:`DISCRETE_TASKS`, whose one-hot action picks a force from the task's table). The
     ``InitTracker`` adds ``is_init`` (bool ``[1]``, True on the first observation of each episode); nothing else
-    is transformed.
+    is transformed. ``physics_state``: also emit ``position`` / ``velocity`` (the physics' qpos / qvel, see
+    :class:`DMCEnv`), for ``tracking.collect_latents``.
     """
     domain, task = resolve(name)
     repeat = _check_repeat(action_repeat, domain, name)
@@ -332,5 +355,6 @@ def make(
         seed=seed,
         device=device,
         forces=forces,
+        physics_state=physics_state,
     )
     return TransformedEnv(base, Compose(InitTracker()))

@@ -9,7 +9,7 @@ the suite that needs it. A suite module provides
 - ``make(name, *, from_pixels, action_repeat, image_size, max_episode_frames, seed, device, **options) -> EnvBase``,
   whose keyword defaults are the suite's own (dmc / gym: repeat 2, 1000 frames; atari: repeat 4, 108,000 frames)
   and whose extra keyword ``options`` are suite-specific (atari: ``sticky_actions``, ``noop_max``, ``grayscale``,
-  ``full_action_space``, ``life_loss``; dmc and gym take none).
+  ``full_action_space``, ``life_loss``; dmc: ``physics_state``; gym takes none).
 
 Adding a suite is one line in :data:`SUITES` plus its module.
 """
@@ -125,7 +125,8 @@ def make_env(
         seed: seed applied at construction through ``env.set_seed``.
         device: where the env's tensors live.
         **suite_options: options of one suite, forwarded to its ``make`` (atari: ``sticky_actions``, ``noop_max``,
-            ``grayscale``, ``full_action_space``, ``life_loss``; see :func:`envs.atari.make`).
+            ``grayscale``, ``full_action_space``, ``life_loss``; see :func:`envs.atari.make`; dmc: ``physics_state``,
+            see :func:`envs.dmc.make`).
 
     Returns:
         A ``TransformedEnv`` whose last transform is ``InitTracker`` (so every reset/step carries ``is_init``).

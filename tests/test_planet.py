@@ -170,3 +170,32 @@ def test_cli_keeps_a_choice_named_none() -> None:
     assert _parse_value("none", _accepts_none(fields["planner.kind"].annotation)) == "none"
     assert _parse_value("none", _accepts_none(fields["behavior.expl"].annotation)) == "none"
     assert _parse_value("none", _accepts_none(fields["run.name"].annotation)) is None
+
+
+VARIANTS = ["ssm", "deterministic", "rssm_ma", "clockwork", "cell_as_prior", "tap"]
+
+
+@pytest.mark.parametrize("domain", ["dmc_proprio", "dmc_vision"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_planet_combines_with_every_variant(variant: str, domain: str) -> None:
+    """`--preset planet <variant> <domain> debug`: the model trains one step and the planner acts on its states."""
+    recipe = _recipe("planet", variant, domain, "debug")
+    pixels = domain == "dmc_vision"
+    obs_shape = (3, 64, 64) if pixels else (5,)
+    torch.manual_seed(0)
+    agent = build_dreamer(recipe, obs_shape, 1)
+    key = "pixels" if pixels else "observation"
+    learner = Learner(agent, recipe, obs_key=key)
+    B, T = 2, 6
+    obs = torch.randint(0, 255, (B, T, *obs_shape), dtype=torch.uint8) if pixels else torch.randn(B, T, 5)
+    batch = TensorDict({key: obs, "action": torch.rand(B, T, 1) * 2 - 1, "reward": torch.randn(B, T, 1),
+                        "is_init": torch.zeros(B, T, 1, dtype=torch.bool),
+                        "terminated": torch.zeros(B, T, 1, dtype=torch.bool)}, [B, T])
+    for _ in range(2):
+        metrics = learner.update(batch)
+    assert all(torch.isfinite(v) for v in metrics.values())
+    if variant == "tap":
+        assert "train/loss/tap" in metrics
+    policy = DreamerPolicy(agent, obs_key=key, mode="eval")
+    td = policy(TensorDict({key: obs[:, 0], "is_init": torch.ones(B, 1, dtype=torch.bool)}, [B]))
+    assert td["action"].shape == (B, 1) and td["action"].abs().max() <= 1
