@@ -139,12 +139,14 @@ CASES = [
     ("planet", "dmc_proprio", "cartpole_balance_da", ["--planner.warm_start", "true"]),
     ("planet", "dmc_proprio", "cartpole_balance", ["--planner.kind", "mppi"]),
     ("actor", "dmc_proprio", "cartpole_balance", []),
+    ("planet_paper", "dmc_vision", "cartpole_swingup", []),
+    ("dreamer_v1 tap", "dmc_vision", "cartpole_balance", []),
 ]
 
 
-@pytest.mark.parametrize("algo,domain,task,extra", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}-{len(c[3])}" for c in CASES])
+@pytest.mark.parametrize("algo,domain,task,extra", CASES, ids=[f"{c[0].replace(' ', '+')}-{c[1]}-{c[2]}-{len(c[3])}" for c in CASES])
 def test_planet_recipes_debug_run(tmp_path: Path, algo: str, domain: str, task: str, extra: list[str]) -> None:
-    args = ["--task", task, "--preset", algo, domain, "debug", "--run.name", "p", "--run.steps", "600",
+    args = ["--task", task, "--preset", *algo.split(), domain, "debug", "--run.name", "p", "--run.steps", "600",
             "--run.eval_every", "600", "--tracking.video", "false", *extra]
     done = run_recipe(tmp_path, *args)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -152,8 +154,12 @@ def test_planet_recipes_debug_run(tmp_path: Path, algo: str, domain: str, task: 
     assert int(out["frames"]) >= 600 and int(out["updates"]) > 0
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("dreamer_rl").experiment_id])
-    assert run.data.tags["algo"] == algo
+    assert run.data.tags["algo"] == algo.split()[0]
     assert "eval/return" in run.data.metrics and "train/loss/image" in run.data.metrics
+    if algo == "planet_paper":
+        assert "train/loss/overshooting" in run.data.metrics and "train/loss/global_kl" in run.data.metrics
+    if "tap" in algo:
+        assert "train/loss/tap" in run.data.metrics
     if "--planner.summarise_plan_returns" in extra:
         for key in ("plan/return_first_mean", "plan/return_last_mean", "plan/return_last_max"):
             assert key in run.data.metrics, key

@@ -117,7 +117,8 @@ class LatentPlanner(nn.Module):
         if not self.summarise:
             return
         r = returns.detach().float()
-        parts = torch.stack([r.new_tensor(float(r.numel())), r.sum(), r.square().sum(), r.max(), r.min()])
+        count = torch.full((), r.numel(), dtype=r.dtype, device=r.device)  # a fill, not a host-to-device copy
+        parts = torch.stack([count, r.sum(), r.square().sum(), r.max(), r.min()])
         old = self._stats.get(which)
         if old is None:
             self._stats[which] = parts
