@@ -52,7 +52,8 @@ def gather_candidates(actions: torch.Tensor, index: torch.Tensor) -> torch.Tenso
 
 
 class LatentPlanner(nn.Module):
-    """Base of :class:`~dreamer_rl.planners.CEMPlanner` and :class:`~dreamer_rl.planners.MPPIPlanner`.
+    """Base of :class:`~dreamer_rl.planners.CEMPlanner` and :class:`~dreamer_rl.planners.MPPIPlanner` (each defines
+    ``forward``; the base holds what they share).
 
     ``forward(deter [N, D], stoch [N, Z], plan [N, H, A] | None) -> (action [N, A], plan [N, H, A])``: the action to
     execute now and the final search distribution (feed :meth:`shift` of it back as the next warm start).
@@ -140,9 +141,6 @@ class LatentPlanner(nn.Module):
             self._stats = {}
         return out
 
-    def forward(self, deter: torch.Tensor, stoch: torch.Tensor, plan: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
-        raise NotImplementedError
 
 
 PlannerFactory = Callable[..., LatentPlanner]
