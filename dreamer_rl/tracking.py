@@ -58,6 +58,10 @@ _MAX_PARAM_VALUE_LENGTH = 6000
 
 _TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
+#: Experiment tag that makes MLflow's UI open an experiment on its training view (runs, charts) rather than on
+#: GenAI traces; set on experiments this tracker creates or finds without it (a user's own value is kept).
+EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+
 # Loggers that talk about schema migrations and store internals on every fresh database; users see the progress
 # bar, not these.
 _NOISY_LOGGERS = ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils", "mlflow.store.db.db_types")
@@ -201,6 +205,9 @@ class Tracker:
         self._params: dict[str, str] = {}
         self._params_loaded = False
         self._previous_status: tuple[str, int | None] | None = None
+        #: On a resumed run, the largest step any metric of the run already has (``-1`` on a new run): points at or
+        #: below it are dropped, so a job that redoes the frames after its last checkpoint does not log them twice.
+        self.logged_until = -1
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -260,6 +267,7 @@ class Tracker:
             self._set_tags(client, info.run_id, tags)
             self._params = dict(run.data.params)
             self._params_loaded = True
+            self.logged_until = self._last_logged_step(client, info.run_id, run.data.metrics)
         self._run_id = run.info.run_id
         self._ended = False
         return self.resumed
@@ -314,10 +322,11 @@ class Tracker:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Log scalar metrics at ``step`` (environment frames) in one ``log_batch`` request.
 
-        Values may be Python numbers, NumPy scalars or 0-d tensors; ``None`` values are skipped.
+        Values may be Python numbers, NumPy scalars or 0-d tensors; ``None`` values are skipped. On a resumed run a
+        step at or below :attr:`logged_until` is dropped (its values were logged before the job was stopped).
         """
         run_id = self._active_run_id()
-        if not metrics:
+        if not metrics or int(step) <= self.logged_until:
             return
         from mlflow.entities import Metric
 
@@ -328,6 +337,17 @@ class Tracker:
             for key, value in metrics.items()
             if value is not None
         ]
+        for chunk in _chunks(entries, _MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run_id, metrics=chunk, synchronous=True)
+
+    def log_series(self, key: str, points: list[tuple[int, float]]) -> None:
+        """Log several values of one metric, each at its own step (e.g. every episode's return at the frame it ended),
+        in as few requests as possible; steps at or below :attr:`logged_until` are dropped."""
+        run_id = self._active_run_id()
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        entries = [Metric(key, float(v), timestamp, int(s)) for s, v in points if int(s) > self.logged_until]
         for chunk in _chunks(entries, _MAX_METRICS_PER_BATCH):
             self.client.log_batch(run_id, metrics=chunk, synchronous=True)
 
@@ -343,6 +363,8 @@ class Tracker:
         """
         run_id = self._active_run_id()
         stem = f"{key.strip('/').replace('/', '_')}_{int(step):09d}"
+        if int(step) <= self.logged_until:  # this step's video was logged before the job was stopped
+            return f"videos/{stem}.mp4"
         with tempfile.TemporaryDirectory(prefix="dreamer_rl_video_") as tmp:
             path = write_video(Path(tmp) / f"{stem}.mp4", frames, fps)
             self.client.log_artifact(run_id, str(path), artifact_path="videos")
@@ -389,16 +411,28 @@ class Tracker:
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
                 client.restore_experiment(experiment.experiment_id)
+            if EXPERIMENT_KIND_TAG[0] not in experiment.tags:
+                client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND_TAG)
             return str(experiment.experiment_id)
         location = str((sqlite_db.parent / "artifacts").resolve()) if sqlite_db is not None else None
         try:
-            return str(client.create_experiment(self.experiment, artifact_location=location))
+            return str(client.create_experiment(self.experiment, artifact_location=location,
+                                                tags=dict([EXPERIMENT_KIND_TAG])))
         except MlflowException:
             # another process created it between our lookup and create
             experiment = client.get_experiment_by_name(self.experiment)
             if experiment is None:
                 raise
             return str(experiment.experiment_id)
+
+    @staticmethod
+    def _last_logged_step(client: MlflowClient, run_id: str, metrics: Mapping[str, float]) -> int:
+        """The largest step of any metric of the run (one history query per metric key), ``-1`` if none."""
+        last = -1
+        for key in metrics:
+            for point in client.get_metric_history(run_id, key):
+                last = max(last, int(point.step))
+        return last
 
     def _find_run(self, client: MlflowClient, experiment_id: str) -> Any:
         """The newest active run named ``run_name`` in the experiment, or ``None``."""

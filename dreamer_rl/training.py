@@ -19,7 +19,9 @@ import functools
 import json
 import logging
 import math
+import re
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,6 +41,7 @@ from dreamer_rl.checkpoint import load_checkpoint, rng_state, save_checkpoint, s
 from dreamer_rl.config import Recipe
 from dreamer_rl.errors import UserError
 from dreamer_rl.policy import DreamerPolicy, with_recurrent_state
+from dreamer_rl.provenance import provenance_tags
 from dreamer_rl.replay import StepRowWriter, make_replay_buffer, replay_state, restore_replay, sample_sequences
 from dreamer_rl.tracking import Tracker
 from dreamer_rl.video import openloop_frames, to_hwc_uint8
@@ -100,6 +103,9 @@ class Counters:
     episode_return: float = 0.0
     env_returns: list[float] = field(default_factory=list)  # running return of each parallel env's episode
     evals: list[tuple[int, float]] = field(default_factory=list)  # (frames, mean eval return)
+    # (frames at its end, return, length in frames) of each episode finished since the last metric log
+    unlogged_episodes: list[tuple[int, float, int]] = field(default_factory=list)
+    env_lengths: list[int] = field(default_factory=list)  # running length in frames of each env's episode
 
 
 def evaluate(env: EnvBase, policy: DreamerPolicy, episodes: int, max_steps: int) -> tuple[list[float], np.ndarray | None]:
@@ -141,9 +147,11 @@ class Run:
         seed_everything(r.seed)
         self.counters = Counters()
         if resume_state is not None:
-            self.counters = Counters(**resume_state["counters"])
+            known = set(Counters.__dataclass_fields__)
+            self.counters = Counters(**{k: v for k, v in resume_state["counters"].items() if k in known})
             self.counters.episode_return = 0.0  # the env starts a new episode
-            self.counters.env_returns = []
+            self.counters.env_returns, self.counters.env_lengths = [], []
+            self.counters.unlogged_episodes = []  # frames after the checkpoint are redone, their episodes too
         # env and networks first: a bad env, action space or size fails here, before anything is written
         self.env = self._make_train_env(r.seed + 1000 * self.counters.episodes)
         try:
@@ -171,7 +179,10 @@ class Run:
         self.env = with_recurrent_state(self.env, self.policy)
         self.tracker: Tracker | None = None
         if recipe.tracking.enabled:
-            tags = {"algo": r.algo, "task": recipe.env.task, "seed": str(r.seed)}
+            # ``group``: the run name without its seed, shared by the runs of one ``--run.seed 0 1 2`` sweep
+            group = re.sub(rf"-s{r.seed}$", "", recipe.run_name)
+            tags = {"algo": r.algo, "task": recipe.env.task, "seed": str(r.seed), "group": group,
+                    **provenance_tags()}
             self.tracker = Tracker(experiment=recipe.tracking.experiment, run_name=recipe.run_name, tags=tags)
             self.tracker.start()
             params = recipe.flat()
@@ -278,24 +289,44 @@ class Run:
         if self.tracker:
             self.tracker.log_artifact(self.ckpt_path, "checkpoints")
 
-    def _record_episodes(self, batch: TensorDictBase) -> list[float]:
-        """Returns of the episodes that ended in ``batch`` (``[T]`` or ``[E, T]``), env by env, in order."""
+    def _record_episodes(self, batch: TensorDictBase, frames_before: int) -> list[float]:
+        """Returns of the episodes that ended in ``batch`` (``[T]`` or ``[E, T]``), env by env, in order.
+
+        Each is also queued in ``counters.unlogged_episodes`` with the frame count at its end: the batch's step
+        ``t`` (0-based) of ``E`` envs ends at ``frames_before + (t + 1) · E · action_repeat`` frames.
+        """
         c = self.counters
         rewards = batch.get(("next", "reward")).reshape(*batch.shape).reshape(-1, batch.shape[-1]).tolist()
         dones = batch.get(("next", "done")).reshape(*batch.shape).reshape(-1, batch.shape[-1]).tolist()
-        if len(c.env_returns) != len(rewards):
-            c.env_returns = [c.episode_return] + [0.0] * (len(rewards) - 1)
+        n_envs = len(rewards)
+        if len(c.env_returns) != n_envs:
+            c.env_returns = [c.episode_return] + [0.0] * (n_envs - 1)
+        if len(c.env_lengths) != n_envs:
+            c.env_lengths = [0] * n_envs
         finished = []
         for env, (env_rewards, env_dones) in enumerate(zip(rewards, dones)):
-            for reward, done in zip(env_rewards, env_dones):
+            for t, (reward, done) in enumerate(zip(env_rewards, env_dones)):
                 c.env_returns[env] += reward
+                c.env_lengths[env] += self.repeat
                 if done:
                     finished.append(c.env_returns[env])
+                    c.unlogged_episodes.append((frames_before + (t + 1) * n_envs * self.repeat,
+                                                c.env_returns[env], c.env_lengths[env]))
                     c.episodes += 1
                     c.last_return = c.env_returns[env]
-                    c.env_returns[env] = 0.0
+                    c.env_returns[env], c.env_lengths[env] = 0.0, 0
         c.episode_return = c.env_returns[0]
         return finished
+
+    def _log_episodes(self) -> None:
+        """Every training episode finished since the last call: ``train/return`` and ``train/length`` (env frames)
+        at the frame count where it ended."""
+        c = self.counters
+        if self.tracker and c.unlogged_episodes:
+            ends = sorted(c.unlogged_episodes)
+            self.tracker.log_series("train/return", [(f, ret) for f, ret, _ in ends])
+            self.tracker.log_series("train/length", [(f, length) for f, _, length in ends])
+        c.unlogged_episodes = []
 
     def _train(self, updates: int) -> dict[str, float]:
         sums: dict[str, torch.Tensor] = {}
@@ -335,14 +366,16 @@ class Run:
             np.savez_compressed(Path(tmp) / name, **arrays)
             self.tracker.log_artifact(Path(tmp) / name, "latents")
 
-    def _eval_and_log(self, step: int) -> list[float]:
+    def _eval_and_log(self, step: int, fps: float = float("nan")) -> list[float]:
+        """Evaluate, log ``eval/*`` at ``step`` and print one summary line: frames, return, frames/s (this
+        session's collection and training together) and the time left at that speed."""
         r, max_steps = self.recipe, self.recipe.env.max_episode_frames // self.repeat
         eval_env = self.env_fn(r, r.run.seed + 10_000 + step)
         eval_policy = self._policy("eval")
         returns, video = evaluate(eval_env, eval_policy, r.run.eval_episodes, max_steps)
         eval_env.close()
         self.counters.evals.append((step, float(np.mean(returns))))
-        log.info("eval at %d frames: return %.1f over %d episodes", step, float(np.mean(returns)), len(returns))
+        log.info("%s", eval_summary(step, r.run.steps, float(np.mean(returns)), len(returns), fps))
         if self.tracker:
             figures = {"eval/return": float(np.mean(returns))}
             if r.env.task.startswith("atari_"):  # as the Atari papers report: (score - random) / (human - random)
@@ -368,8 +401,9 @@ class Run:
         collector = Collector(self.env, self.policy, frames_per_batch=steps_per_batch, total_frames=-1)
         if c.frames >= t.prefill:
             self.policy.mode = "explore"
+        # the bar is for terminals; a log file gets the one-line eval summaries instead of carriage returns
         bar = tqdm(total=r.steps, initial=min(c.frames, r.steps), unit="frame", dynamic_ncols=True,
-                   desc=self.recipe.run_name, smoothing=0.1)
+                   desc=self.recipe.run_name, smoothing=0.1, disable=not sys.stderr.isatty())
         start, start_frames = time.perf_counter(), c.frames
         metrics: dict[str, float] = {}
         eval_returns: list[float] = []
@@ -379,9 +413,9 @@ class Run:
                     break
                 self.buffer.extend(self.writer(batch))
                 new_frames = batch.numel() * self.repeat
+                self._record_episodes(batch, c.frames)
                 c.frames += new_frames
                 self.policy.frames = c.frames
-                finished = self._record_episodes(batch)
                 if c.frames >= t.prefill:
                     self.policy.mode = "explore"
                     if not c.pretrained:
@@ -397,14 +431,15 @@ class Run:
                     c.last_log = c.frames
                     out = dict(metrics)
                     out.update({"train/fps": fps, "train/updates": c.updates, "train/episodes": c.episodes})
-                    if finished:
-                        out["train/return"] = float(np.mean(finished))
                     out.update(self._plan_returns(c.frames))
+                    self._log_episodes()
                     self.tracker.log_metrics(out, c.frames)
                 if c.frames - c.last_eval >= r.eval_every or c.frames >= r.steps:
                     c.last_eval = c.frames
-                    eval_returns = self._eval_and_log(c.frames)
+                    self._log_episodes()
+                    eval_returns = self._eval_and_log(c.frames, fps)
                 if c.frames - c.last_save >= r.save_every or c.frames >= r.steps:
+                    self._log_episodes()  # a checkpoint never holds episodes the tracker has not seen
                     self.save()
                 if c.frames >= r.steps:
                     break
@@ -420,6 +455,17 @@ class Run:
             self.tracker.end(status)
         if not getattr(self.env, "is_closed", False):  # the collector's shutdown closes worker envs itself
             self.env.close(raise_if_closed=False)
+
+
+def eval_summary(frames: int, budget: int, mean_return: float, episodes: int, fps: float) -> str:
+    """``eval at 10000/100000 frames: return 204.7 over 1 episodes, 6.2 frames/s, ETA 4:01:51`` (ETA: the frames
+    left at this session's speed; ``?`` before the speed is known)."""
+    eta = "?"
+    if math.isfinite(fps) and fps > 0:
+        left = int(max(budget - frames, 0) / fps)
+        eta = f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}"
+    return (f"eval at {frames}/{budget} frames: return {mean_return:.1f} over {episodes} episodes, "
+            f"{fps:.1f} frames/s, ETA {eta}")
 
 
 def train(env: Any, recipe: Recipe | EnvFn | None = None, env_fn: EnvFn | None = None) -> dict[str, float]:

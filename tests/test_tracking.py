@@ -126,6 +126,29 @@ def test_resume_appends_to_the_same_run(store: Path) -> None:
     assert len(runs) == 1
 
 
+def test_resumed_run_drops_steps_it_already_has(store: Path) -> None:
+    """A job killed after logging past its checkpoint redoes those frames; the resumed tracker drops them."""
+    first = Tracker(experiment=EXPERIMENT, run_name="redone", tags=TAGS)
+    first.start()
+    first.log_metrics({"train/fps": 5.0}, step=100)
+    first.log_series("train/return", [(150, 1.0), (300, 2.0)])
+    first.end("KILLED")
+    second = Tracker(experiment=EXPERIMENT, run_name="redone", tags=TAGS)
+    second.start()
+    assert second.logged_until == 300
+    second.log_metrics({"train/fps": 6.0}, step=200)  # redone: dropped
+    second.log_series("train/return", [(300, 9.0), (450, 3.0)])
+    second.log_metrics({"train/fps": 7.0}, step=400)
+    second.end()
+    client = _client(store)
+    assert [(m.step, m.value) for m in client.get_metric_history(first.run_id, "train/fps")] == [(100, 5.0),
+                                                                                                 (400, 7.0)]
+    assert [(m.step, m.value) for m in client.get_metric_history(first.run_id, "train/return")] == [
+        (150, 1.0), (300, 2.0), (450, 3.0)]
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_changed_param_on_resume_raises_and_leaves_the_run_alone(store: Path) -> None:
     first = Tracker(experiment=EXPERIMENT, run_name="changed", tags=TAGS)
     first.start()
