@@ -8,6 +8,7 @@ defaults are Dreamer V1's (Hafner et al. 2020, and google-research/dreamer's con
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -264,20 +265,30 @@ class TrainConfig(_Section):
         True, description="keep freed activation memory for the next update (glibc; avoids page-fault storms)")
 
 
-class TrackingConfig(_Section):
-    """MLflow tracking (local SQLite store under ./mlflow unless MLFLOW_TRACKING_URI is set)."""
+# The field ``tracking.register`` (the command line's --tracking.register) shadows ``ABCMeta.register`` of pydantic
+# models; nothing calls that on a recipe section, so pydantic's warning at class creation is silenced here.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
-    enabled: bool = Field(True, description="log to MLflow")
-    experiment: str = Field("dreamer_rl", description="MLflow experiment name")
-    video: bool = Field(True, description="log eval-episode and open-loop prediction videos")
-    openloop_context: int = Field(5, description="observed frames before open-loop prediction", ge=1)
-    collect_latents: bool = Field(
-        False, description="dmc_ tasks: save each training batch's zero-step posterior sample [B·T, S], belief "
-        "[B·T, D] and the true physics position (qpos) [B·T, P] and velocity (qvel) [B·T, V] as float32 "
-        "latents/<updates:09d>.npz artifacts (the PlaNet fork's collect_latents; B·T·(S+D+P+V)·4 bytes per saved "
-        "batch before compression, e.g. 50·50·(30+200+2+2)·4 = 2.3 MB; without tracking: <runs_dir>/<run>/latents/)")
-    collect_latents_every: int = Field(1, description="collect_latents: save every n-th update's batch (1: all)",
-                                       ge=1)
+    class TrackingConfig(_Section):
+        """MLflow tracking (local SQLite store under ./mlflow unless MLFLOW_TRACKING_URI is set)."""
+
+        enabled: bool = Field(True, description="log to MLflow")
+        experiment: str = Field("dreamer_rl", description="MLflow experiment name")
+        video: bool = Field(True, description="log eval-episode and open-loop prediction videos")
+        openloop_context: int = Field(5, description="observed frames before open-loop prediction", ge=1)
+        collect_latents: bool = Field(
+            False, description="dmc_ tasks: save each training batch's zero-step posterior sample [B·T, S], belief "
+            "[B·T, D] and the true physics position (qpos) [B·T, P] and velocity (qvel) [B·T, V] as float32 "
+            "latents/<updates:09d>.npz artifacts (the PlaNet fork's collect_latents; B·T·(S+D+P+V)·4 bytes per saved "
+            "batch before compression, e.g. 50·50·(30+200+2+2)·4 = 2.3 MB; without tracking: <runs_dir>/<run>/latents/)")
+        collect_latents_every: int = Field(1, description="collect_latents: save every n-th update's batch (1: all)",
+                                           ge=1)
+        register: bool = Field(False, description="at the end of training, log the agent as an MLflow model and register "
+                               "a new version of tracking.registered_name (load it with --eval --checkpoint "
+                               "models:/<name>/<version>)")
+        registered_name: str | None = Field(None, description="registered model name for tracking.register "
+                                            "(default '<algo>-<task>')", min_length=1)
 
 
 class RunConfig(_Section):

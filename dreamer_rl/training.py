@@ -478,7 +478,8 @@ def train(env: Any, recipe: Recipe | EnvFn | None = None, env_fn: EnvFn | None =
     ``train(recipe)`` / ``train(recipe, env_fn)``: the registered env of ``recipe.env.task``, or
     ``env_fn(recipe, seed) -> EnvBase``.
 
-    Returns ``{"frames", "updates", "episodes", "train_return", "eval_return"}``.
+    Returns ``{"frames", "updates", "episodes", "train_return", "eval_return"}``, plus ``"registered_model"``
+    (``models:/<name>/<version>``) with ``tracking.register``.
 
     >>> import gymnasium
     >>> from recipes import make_recipe
@@ -502,7 +503,13 @@ def train(env: Any, recipe: Recipe | EnvFn | None = None, env_fn: EnvFn | None =
     run = Run(recipe, env_fn)  # type: ignore[arg-type]
     status = "FAILED"
     try:
-        summary = run.loop()
+        summary: dict[str, Any] = run.loop()
+        if recipe.tracking.register and run.tracker is not None:
+            from dreamer_rl.registry import register_agent, slim_state
+
+            name = recipe.tracking.registered_name or f"{recipe.run.algo}-{recipe.env.task}"
+            summary["registered_model"] = register_agent(run.tracker, slim_state(run), name)
+            log.info("registered the agent as %s", summary["registered_model"])
         status = "FINISHED"
         return summary
     except KeyboardInterrupt:

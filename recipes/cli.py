@@ -62,13 +62,20 @@ def build_parser(prog: str, description: str) -> OneLineParser:
     p.add_argument("--preset", nargs="+", default=[], metavar="NAME",
                    help=f"presets applied in order; available: {', '.join(PRESETS)}")
     p.add_argument("--eval", action="store_true", help="evaluate a checkpoint instead of training")
-    p.add_argument("--checkpoint", default=None, help="checkpoint to evaluate (with --eval)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint to evaluate (with --eval): a checkpoint file, or a "
+                   "registered MLflow model models:/<name>/<version> (see --tracking.register)")
     p.add_argument("--video", default=None, help="where --eval writes the episode video (default: beside the checkpoint)")
+    p.add_argument("--seeds-parallel", type=int, default=1, metavar="N",
+                   help="with several --run.seed values: train up to N seeds at once in worker processes, each "
+                   "logging to <runs_dir>/<run>/train.log (default 1: one after another in this process)")
     for name, f in _leaf_fields(Recipe):
         default = f.default if f.default_factory is None else f.default_factory()
         many = _is_list(f.annotation)  # a list field takes its items as separate words: --model.clock_periods 1 4
-        p.add_argument(f"--{name}", dest=name, default=None, metavar="VALUE", nargs="*" if many else None,
-                       help=f"{f.description} [default: {default}]")
+        helptext = f"{f.description} [default: {default}]"
+        if name == "run.seed":  # several seeds: one run per seed (recipes.sweep)
+            many, helptext = True, f"{f.description}; several (0 1 2) train one run per seed [default: {default}]"
+        p.add_argument(f"--{name}", dest=name, default=None, metavar="VALUE", nargs="+" if name == "run.seed"
+                       else "*" if many else None, help=helptext)
     return p
 
 
@@ -170,14 +177,22 @@ def run_main(args: argparse.Namespace, *, suite: str, task: str | None, default_
         logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger("torchrl").setLevel(logging.WARNING)
     try:
+        seeds = _seeds(args)
         if args.eval:
             from recipes.evaluate import evaluate_checkpoint
 
             if not args.checkpoint:
-                raise UserError("--eval needs --checkpoint PATH (a runs/<name>/checkpoints/latest.pt file)")
+                raise UserError("--eval needs --checkpoint PATH (a runs/<name>/checkpoints/latest.pt file, or a "
+                                "registered model models:/<name>/<version>)")
             given = resolve_recipe(args).run  # validates --run.* like a training run (one-line errors)
             episodes = given.eval_episodes if args.__dict__["run.eval_episodes"] is not None else None
-            evaluate_checkpoint(Path(args.checkpoint), video=args.video, episodes=episodes, device=given.device)
+            checkpoint, video = Path(args.checkpoint), args.video
+            from dreamer_rl.registry import is_model_uri, registered_checkpoint
+
+            if is_model_uri(args.checkpoint):  # a registered model (--tracking.register true)
+                checkpoint = registered_checkpoint(args.checkpoint)
+                video = video or f"eval_{args.checkpoint.split(':/', 1)[1].replace('/', '_').replace('@', '_')}.mp4"
+            evaluate_checkpoint(checkpoint, video=video, episodes=episodes, device=given.device)
             return 0
         if task is not None:
             setattr(args, "env.task", task)
@@ -190,14 +205,61 @@ def run_main(args: argparse.Namespace, *, suite: str, task: str | None, default_
         if check is not None:
             check(recipe)
         print(recipe_text(recipe), flush=True)
+        if len(seeds) > 1:
+            return _run_seeds(recipe, seeds, args.seeds_parallel, report)
         from dreamer_rl.training import summary_json, train
 
         summary = train(recipe)
         extra = report(recipe, summary) if report is not None else {}
         summary = {**summary, **extra}
         print(summary_json(summary))
-        for k in ("frames", "updates", "train_return", "eval_return", *extra):
-            print(f"{k}={summary[k]}")
+        for k in ("frames", "updates", "train_return", "eval_return", *extra, "registered_model"):
+            if k in summary:
+                print(f"{k}={summary[k]}")
         return 0
     except UserError as err:
         fail(str(err))
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    """The ``--run.seed`` values (one int each; ``[]`` when not given); leaves the first in ``args`` for the recipe."""
+    raw = args.__dict__.get("run.seed")
+    if raw is None:
+        return []
+    seeds = []
+    for word in raw:
+        try:
+            seeds.append(int(word))
+        except ValueError:
+            raise UserError(f"bad value for run.seed: {word!r} (seeds are integers, e.g. --run.seed 0 1 2)") from None
+    if args.seeds_parallel < 1:
+        raise UserError(f"--seeds-parallel must be at least 1, got {args.seeds_parallel}")
+    setattr(args, "run.seed", str(seeds[0]))
+    return seeds
+
+
+def _run_seeds(recipe: Recipe, seeds: list[int], parallel: int,
+               report: Callable[[Recipe, dict[str, Any]], dict[str, Any]] | None) -> int:
+    """Train one run per seed (:mod:`recipes.sweep`); prints each seed's summary as JSON, then the mean over seeds
+    as ``name=value`` lines (``<name>_std``: the spread of the returns over seeds)."""
+    from dreamer_rl.training import summary_json
+    from recipes.sweep import aggregate, seed_recipes, train_seeds
+
+    done = train_seeds(seed_recipes(recipe, seeds), parallel)
+    summaries = []
+    for seeded, summary in done:
+        if summary is None:
+            continue
+        summary = {**summary, **(report(seeded, summary) if report is not None else {})}
+        summaries.append(summary)
+        print(summary_json({"seed": seeded.run.seed, "run": seeded.run_name, **summary}))
+    failed = [str(r.run.seed) for r, s in done if s is None]
+    print(f"runs={len(summaries)}")
+    print(f"seeds={','.join(str(r.run.seed) for r, s in done if s is not None)}")
+    if summaries:
+        for k, v in aggregate(summaries).items():
+            print(f"{k}={v}")
+    if failed:
+        print(f"error: seed(s) {', '.join(failed)} failed; see their train.log", file=sys.stderr)
+        return 1
+    return 0
