@@ -98,3 +98,49 @@ def test_scores_of_the_sweep(sweep: Path, monkeypatch: pytest.MonkeyPatch,
     finals = [by_name[n]["final"] for n in ("sweep-s0", "sweep-s1")]
     assert summary["seeds"] == 2
     assert summary["final_mean"] == pytest.approx(np.mean(finals))
+
+
+def test_plot_through_a_tracking_server(sweep: Path, tmp_path: Path) -> None:
+    """``MLFLOW_TRACKING_URI=http://...``: the same curves as from the local store, read through a real server."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.helpers import recipe_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+         f"sqlite:///{sweep / 'mlflow' / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "the MLflow server did not start"
+                time.sleep(0.5)
+        env = {**recipe_env(), "MLFLOW_TRACKING_URI": url}
+        out = subprocess.run([sys.executable, "-m", "recipes.plot", "--metric", "train/return", "--bins", "400",
+                              "--out", str(tmp_path / "served")], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    served = json.loads((tmp_path / "served" / "curves.json").read_text())
+    assert served["tracking_uri"] == url
+    local = subprocess.run([sys.executable, "-m", "recipes.plot", "--metric", "train/return", "--bins", "400",
+                            "--out", str(tmp_path / "local")], cwd=sweep, env=recipe_env(), capture_output=True,
+                           text=True, timeout=300)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert served["curves"] == json.loads((tmp_path / "local" / "curves.json").read_text())["curves"]
