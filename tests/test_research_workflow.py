@@ -144,3 +144,18 @@ def test_plot_through_a_tracking_server(sweep: Path, tmp_path: Path) -> None:
                            text=True, timeout=300)
     assert local.returncode == 0, local.stderr[-2000:]
     assert served["curves"] == json.loads((tmp_path / "local" / "curves.json").read_text())["curves"]
+
+
+def test_seeds_in_parallel_processes(tmp_path: Path) -> None:
+    """``--seeds-parallel 2``: both seeds train at once in worker processes, each logging to its own train.log."""
+    out = run_recipe(tmp_path, "--task", "cartpole_balance", "--preset", "dmc_proprio", "debug", "--run.steps", "200",
+                     "--tracking.video", "false", "--run.seed", "3", "4", "--seeds-parallel", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert figures(out.stdout)["seeds"] == "3,4"
+    client, runs = _runs(tmp_path)
+    assert [r.info.run_name for r in runs] == ["dreamer_v1-dmc_cartpole_balance-s3", "dreamer_v1-dmc_cartpole_balance-s4"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    for run in runs:
+        log = (tmp_path / "runs" / run.info.run_name / "train.log").read_text()
+        assert "eval at 200/200 frames" in log
+        assert run.data.tags["command"].endswith("--seeds-parallel 2")
