@@ -13,9 +13,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["command_line", "git_state", "provenance_tags"]
+__all__ = ["command_line", "git_state", "provenance_tags", "set_command_line"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+#: the command a worker process reports instead of its own (a spawned worker's argv is multiprocessing's)
+_command_override: str | None = None
+
+
+def set_command_line(command: str | None) -> None:
+    """Report ``command`` as this process's command line (``recipes.sweep``'s workers get their parent's)."""
+    global _command_override
+    _command_override = command
+
+
+def _argv() -> list[str]:
+    if _command_override is not None:
+        return shlex.split(_command_override)
+    return list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
 
 
 def command_line() -> str:
@@ -24,7 +38,9 @@ def command_line() -> str:
     ``sys.orig_argv`` keeps ``-m recipes.dmc`` (``sys.argv[0]`` would be the module's file path); the interpreter
     is shown by its name only, so the tag reads the same on every machine.
     """
-    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    if _command_override is not None:
+        return _command_override
+    argv = _argv()
     if argv:
         argv[0] = Path(argv[0]).name
     return shlex.join(argv)
@@ -48,7 +64,7 @@ def git_state(path: Path = _PACKAGE_DIR) -> tuple[str, bool] | None:
 def provenance_tags() -> dict[str, str]:
     """Run tags naming the code and the command: ``mlflow.source.*``, ``command`` and, in a git checkout,
     ``mlflow.source.git.commit`` and ``git_dirty``."""
-    argv = getattr(sys, "orig_argv", None) or sys.argv
+    argv = _argv()
     module = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-m"), None)
     tags = {"command": command_line(), "mlflow.source.type": "LOCAL",
             "mlflow.source.name": module or Path(sys.argv[0] or "python").name}

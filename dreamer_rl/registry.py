@@ -63,8 +63,9 @@ def rebuild_agent(state: dict[str, Any], device: str | torch.device = "cpu") -> 
     return agent.to(device).eval()
 
 
-with warnings.catch_warnings():  # MLflow asks for list[...] type hints, which do not fit one sequence per call
-    warnings.simplefilter("ignore", UserWarning)
+# MLflow asks for list[...] type hints, which do not fit one sequence per call; its own "once" filter inside class
+# creation overrides an "ignore" filter, so the warning is recorded (and dropped) instead of shown
+with warnings.catch_warnings(record=True):
 
     class DreamerPyfuncModel(PythonModel):  # type: ignore[misc]
         """MLflow pyfunc wrapper of a trained agent (see the module docstring)."""

@@ -233,24 +233,7 @@ class Tracker:
         """
         if self._run_id is not None:
             return self.resumed
-        self._check_reachable()
-        _quiet_mlflow()
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
-
-        sqlite_db = _sqlite_path(self.tracking_uri)
-        if sqlite_db is not None:
-            sqlite_db.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            client = MlflowClient(tracking_uri=self.tracking_uri)
-            experiment_id = self._experiment_id(client, sqlite_db)
-        except MlflowException as exc:
-            raise UserError(
-                f"cannot open the MLflow tracking store at {self.tracking_uri} ({_one_line(exc.message)}); "
-                "check the URI or unset MLFLOW_TRACKING_URI to use the local store under ./mlflow"
-            ) from exc
-        self._client = client
-        self.experiment_id = experiment_id
+        client, experiment_id = self.open_experiment()
 
         run = self._find_run(client, experiment_id)
         tags = {**self.tags, "mlflow.runName": self.run_name}
@@ -271,6 +254,32 @@ class Tracker:
         self._run_id = run.info.run_id
         self._ended = False
         return self.resumed
+
+    def open_experiment(self) -> tuple[MlflowClient, str]:
+        """Open the store (creating a SQLite database and its tables if new) and the experiment, without a run.
+
+        Several processes that start on a fresh SQLite store at once race to create its tables; a parent that
+        calls this first (``recipes.sweep`` does, before its workers) leaves them nothing to create.
+        """
+        self._check_reachable()
+        _quiet_mlflow()
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        sqlite_db = _sqlite_path(self.tracking_uri)
+        if sqlite_db is not None:
+            sqlite_db.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            experiment_id = self._experiment_id(client, sqlite_db)
+        except MlflowException as exc:
+            raise UserError(
+                f"cannot open the MLflow tracking store at {self.tracking_uri} ({_one_line(exc.message)}); "
+                "check the URI or unset MLFLOW_TRACKING_URI to use the local store under ./mlflow"
+            ) from exc
+        self._client = client
+        self.experiment_id = experiment_id
+        return client, experiment_id
 
     def end(self, status: str = "FINISHED") -> None:
         """Close the run with ``status`` (``"FINISHED"``, ``"KILLED"`` or ``"FAILED"``); a second call does nothing."""

@@ -44,8 +44,9 @@ def seed_recipes(recipe: Recipe, seeds: list[int]) -> list[Recipe]:
     return out
 
 
-def _train_in_worker(recipe_json: str, log_path: str) -> dict[str, Any]:
-    """A worker process: output to ``log_path``, then :func:`dreamer_rl.training.train`."""
+def _train_in_worker(recipe_json: str, log_path: str, command: str) -> dict[str, Any]:
+    """A worker process: output to ``log_path``, the parent's ``command`` as its provenance, then
+    :func:`dreamer_rl.training.train`."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", buffering=1) as out:
         os.dup2(out.fileno(), 1)
@@ -54,8 +55,10 @@ def _train_in_worker(recipe_json: str, log_path: str) -> dict[str, Any]:
         logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=out, force=True)
         for name in ("dreamer_rl", "recipes"):
             logging.getLogger(name).setLevel(logging.INFO)
+        from dreamer_rl.provenance import set_command_line
         from dreamer_rl.training import train
 
+        set_command_line(command)
         try:
             return train(Recipe.model_validate_json(recipe_json))
         except BaseException:
@@ -66,6 +69,7 @@ def _train_in_worker(recipe_json: str, log_path: str) -> dict[str, Any]:
 def train_seeds(recipes: list[Recipe], parallel: int = 1) -> list[tuple[Recipe, dict[str, Any] | None]]:
     """Train every recipe (one per seed): in this process one after another (``parallel`` 1), else up to
     ``parallel`` at once in spawned worker processes. Returns ``(recipe, summary or None if it failed)`` in order."""
+    from dreamer_rl.provenance import command_line
     from dreamer_rl.training import train
 
     if parallel <= 1 or len(recipes) == 1:
@@ -74,6 +78,10 @@ def train_seeds(recipes: list[Recipe], parallel: int = 1) -> list[tuple[Recipe, 
             log.info("seed %d (%d of %d): run %s", recipe.run.seed, i + 1, len(recipes), recipe.run_name)
             done.append((recipe, train(recipe)))
         return done
+    if recipes[0].tracking.enabled:  # the store's tables and the experiment, before the workers race to make them
+        from dreamer_rl.tracking import Tracker
+
+        Tracker(experiment=recipes[0].tracking.experiment, run_name=recipes[0].run_name, tags={}).open_experiment()
     workers = min(parallel, len(recipes))
     threads = max(1, (os.cpu_count() or 1) // workers)
     results: dict[int, dict[str, Any] | None] = {}
@@ -84,7 +92,7 @@ def train_seeds(recipes: list[Recipe], parallel: int = 1) -> list[tuple[Recipe, 
                 recipe = recipe.model_copy(update={"run": recipe.run.model_copy(update={"threads": threads})})
             path = Path(recipe.run.runs_dir) / recipe.run_name / "train.log"
             log.info("seed %d: run %s in a worker process, output in %s", recipe.run.seed, recipe.run_name, path)
-            futures[pool.submit(_train_in_worker, recipe.model_dump_json(), str(path))] = i
+            futures[pool.submit(_train_in_worker, recipe.model_dump_json(), str(path), command_line())] = i
         for future in as_completed(futures):
             i = futures[future]
             try:
