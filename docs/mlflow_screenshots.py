@@ -5,7 +5,8 @@ system's browser): the runs table and the metric charts of one experiment.
     mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --port 5055 --workers 1 &
     /tmp/pw/bin/python docs/mlflow_screenshots.py http://127.0.0.1:5055 1 docs/
 
-Arguments: the UI's address, the experiment id, the output folder (``mlflow_runs.png``, ``mlflow_charts.png``).
+Arguments: the UI's address, the experiment id, the output folder (``mlflow_runs.png``, ``mlflow_charts.png``,
+``mlflow_run.png``: the page of the experiment's oldest run, the link a training job prints when it starts).
 MLflow 3.17's UI starts a fresh browser in its GenAI view whatever the experiment's kind tag says; the links below
 carry ``workflowType=machine_learning``, which opens the training view (the UI remembers the choice afterwards).
 """
@@ -30,6 +31,11 @@ def main(base: str, experiment_id: str, out: str) -> None:
         page.goto(f"{runs}&compareRunsMode=CHART")
         page.wait_for_timeout(15000)  # the charts load their metric histories one by one
         page.screenshot(path=f"{out}/mlflow_charts.png")
+        first = page.locator("a[href*='/runs/']").last.get_attribute("href")  # the table lists the newest first
+        link = f"{base}/{first.lstrip('/')}" if first.startswith("#") else f"{base}{first}"
+        page.goto(link.split("?")[0] + "?workflowType=machine_learning")
+        page.wait_for_timeout(6000)
+        page.screenshot(path=f"{out}/mlflow_run.png")
         browser.close()
 
 

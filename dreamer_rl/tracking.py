@@ -281,6 +281,17 @@ class Tracker:
         self.experiment_id = experiment_id
         return client, experiment_id
 
+    def ui_hint(self) -> str:
+        """Where to see this run: its page in the MLflow UI, in the UI's training view (``workflowType``; MLflow
+        3.17's UI otherwise opens a fresh browser on its GenAI overview), e.g. ``MLflow run 'x': http://host:5000/#/
+        experiments/1/runs/<id>?workflowType=machine_learning``; for a local store with the ``mlflow ui`` command
+        that serves it."""
+        page = f"#/experiments/{self.experiment_id}/runs/{self.run_id}?workflowType=machine_learning"
+        if self.tracking_uri.lower().startswith(("http://", "https://")):
+            return f"MLflow run '{self.run_name}': {self.tracking_uri.rstrip('/')}/{page}"
+        return (f"MLflow run '{self.run_name}': mlflow ui --backend-store-uri {self.tracking_uri}, then "
+                f"http://127.0.0.1:5000/{page}")
+
     def end(self, status: str = "FINISHED") -> None:
         """Close the run with ``status`` (``"FINISHED"``, ``"KILLED"`` or ``"FAILED"``); a second call does nothing."""
         status = status.upper()

@@ -185,6 +185,7 @@ class Run:
                     **provenance_tags()}
             self.tracker = Tracker(experiment=recipe.tracking.experiment, run_name=recipe.run_name, tags=tags)
             self.tracker.start()
+            log.info("%s", self.tracker.ui_hint())
             params = recipe.flat()
             if resume_state is not None:  # budget and clocks may change between sessions of one run
                 params = {k: v for k, v in params.items() if k.split(".", 1)[1] not in MUTABLE_RUN_FIELDS
