@@ -6,7 +6,7 @@ the embedded SQLite store (``sqlite:///<cwd>/mlflow/mlflow.db``), a file store o
 
 A training run (see :mod:`dreamer_rl.training`) is one MLflow run with tags ``algo``, ``task`` and ``seed``, the
 flattened recipe as params (``env.task``, ``run.seed``, ...) and metrics whose *step is the number of env frames*
-(``eval/return`` at each evaluation, ``train/return`` per logged episode batch, ``eval/human_normalized`` on
+(``eval/return`` at each evaluation, ``train/return`` at the end of every episode, ``eval/human_normalized`` on
 ``atari_`` tasks). Runs that are still ``RUNNING`` are read like finished ones (curves of long runs are plotted
 while they train); deleted runs are not read.
 
