@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import figures, run_recipe
+from tests.helpers import figures
 
 BASE = ["--task", "cartpole_balance", "--preset", "dmc_proprio", "debug", "--run.steps", "400",
         "--tracking.video", "false"]
@@ -35,10 +35,18 @@ def test_bad_seed_messages(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow").exists()
 
 
-def test_register_and_evaluate_the_registered_agent(tmp_path: Path) -> None:
-    out = run_recipe(tmp_path, *BASE, "--run.name", "reg", "--tracking.register", "true")
-    assert out.returncode == 0, out.stderr[-3000:]
-    uri = figures(out.stdout)["registered_model"]
+def test_register_evaluate_and_load_the_registered_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The command line registers the final agent; ``--eval`` of ``models:/...`` gives the checkpoint's return;
+    ``mlflow.pyfunc.load_model`` gives the agent, whose ``predict`` filters an observation sequence to actions."""
+    import mlflow.pyfunc
+
+    from recipes.dmc import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main([*BASE, "--run.name", "reg", "--tracking.register", "true"]) == 0
+    uri = figures(capsys.readouterr().out)["registered_model"]
     assert uri == "models:/dreamer_v1-dmc_cartpole_balance/1"
     client = _client(tmp_path)
     version = client.get_model_version("dreamer_v1-dmc_cartpole_balance", "1")
@@ -46,35 +54,20 @@ def test_register_and_evaluate_the_registered_agent(tmp_path: Path) -> None:
     assert run.info.run_name == "reg" and run.data.tags["registered_model"] == uri
     assert version.tags["task"] == "dmc_cartpole_balance"
 
-    from_model = run_recipe(tmp_path, "--eval", "--checkpoint", uri)
-    assert from_model.returncode == 0, from_model.stderr[-3000:]
-    from_file = run_recipe(tmp_path, "--eval", "--checkpoint", "runs/reg/checkpoints/latest.pt")
-    assert figures(from_model.stdout)["eval_return"] == figures(from_file.stdout)["eval_return"]
-    assert "Traceback" not in from_model.stderr
+    assert main(["--eval", "--checkpoint", uri]) == 0
+    from_model = figures(capsys.readouterr().out)
+    assert main(["--eval", "--checkpoint", "runs/reg/checkpoints/latest.pt"]) == 0
+    assert from_model["eval_return"] == figures(capsys.readouterr().out)["eval_return"]
 
-    missing = run_recipe(tmp_path, "--eval", "--checkpoint", "models:/nope/1")
-    assert missing.returncode == 2
-    lines = missing.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: cannot load the MLflow model models:/nope/1") and "Traceback" not in missing.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--eval", "--checkpoint", "models:/nope/1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot load the MLflow model models:/nope/1"), err
 
-
-def test_registered_model_loads_as_pyfunc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``mlflow.pyfunc.load_model`` gives the agent; ``predict`` filters an observation sequence to actions."""
-    import mlflow.pyfunc
-
-    from dreamer_rl.training import train
-    from recipes import make_recipe
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    recipe = make_recipe("dmc_proprio", "debug", overrides={
-        "env.task": "dmc_cartpole_balance", "run.steps": 200, "run.runs_dir": str(tmp_path / "runs"),
-        "tracking.video": False, "tracking.register": True, "tracking.registered_name": "cartpole-agent"})
-    summary = train(recipe)
-    assert summary["registered_model"] == "models:/cartpole-agent/1"
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
     try:
-        model = mlflow.pyfunc.load_model("models:/cartpole-agent/1")
+        model = mlflow.pyfunc.load_model(uri)
     finally:
         mlflow.set_tracking_uri(None)
     observations = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
