@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from dreamer_rl.config import Recipe, deep_merge
-from dreamer_rl.training import Run, default_env_fn
+from dreamer_rl.training import MUTABLE_RUN_FIELDS, Run, default_env_fn
 from recipes.presets import apply_presets
 
 
@@ -68,6 +70,22 @@ def learn_recipe(task: str = "dmc_cartpole_balance", frames: int = 50_000, batch
     }))
 
 
+def recorded_recipe(recipe: Recipe) -> Recipe:
+    """The recipe a resumed benchmark run was started with (its ``recipe.json``), with this command's budget and
+    clocks: a curve stays one recipe's even when a preset changes between sittings. ``recipe`` itself for a new run.
+
+    Fields added to the recipe since the run started take their defaults (the old behaviour), fields removed since
+    are dropped."""
+    stored = Path(recipe.run.runs_dir) / recipe.run_name / "recipe.json"
+    if not stored.exists():
+        return recipe
+    old = json.loads(stored.read_text())
+    known = {s: {k: v for k, v in sec.items() if k in type(getattr(recipe, s)).model_fields}
+             for s, sec in old.items() if s in Recipe.model_fields}
+    clocks = {k: v for k, v in recipe.run.model_dump().items() if k in MUTABLE_RUN_FIELDS | {"runs_dir"}}
+    return Recipe.model_validate(deep_merge(known, {"run": clocks}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="dmc_cartpole_balance")
@@ -91,6 +109,7 @@ def main() -> None:
         recipe = learn_recipe(args.task, args.frames, args.batch, args.train_ratio, args.eval_every,
                               args.eval_episodes, args.pixels, args.seed, runs_dir, keep=args.runs_dir is not None,
                               preset=args.preset)
+        recipe = recorded_recipe(recipe)
         if args.threads:
             torch.set_num_threads(args.threads)
         rand = random_return(recipe, args.eval_episodes * 3, seed=10_000 + args.seed)

@@ -84,7 +84,8 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
                     symlog_inputs=m.symlog_inputs, bins=m.bins, conv=m.conv, conv_strided=m.conv_strided,
                     vector_dim=vector_dim, transition=m.transition, mean_only=m.mean_only, ma_ppn=m.ma_ppn,
                     ma_alpha=m.ma_alpha, clock_periods=m.clock_periods, clock_deter=m.clock_deter,
-                    clock_stoch=m.clock_stoch, cell_as_prior=m.cell_as_prior)
+                    clock_stoch=m.clock_stoch, cell_as_prior=m.cell_as_prior,
+                    image_bits=m.image_bits)
     feat, units = wm.rssm.feat_dim, b.actor_units or m.units
     kw: dict[str, Any] = {}
     if actor_dist == "tanh_normal":

@@ -74,6 +74,8 @@ class ModelConfig(_Section):
     clock_stoch: list[int] = Field([], description="clockwork: latent size of each cell (empty: stoch split evenly)")
     cell_as_prior: float = Field(0.0, description="clockwork: weight of KL(faster cell's posterior || slower cell's) "
                                  "between neighbouring cells of equal sizes (0: off)", ge=0)
+    image_bits: int = Field(8, description="bits per pixel channel the model sees: below 8, frames are quantised "
+                            "with uniform dequantisation noise (PlaNet: 5)", ge=1, le=8)
     deter: int = Field(200, description="deterministic (recurrent) state size", ge=1)
     hidden: int = Field(200, description="width of the RSSM's input and output layers", ge=1)
     units: int = Field(400, description="width of MLP heads, vector encoder and decoder", ge=1)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from dreamer_rl.nets.cells import CellKind
-from dreamer_rl.nets.conv import ConvDecoder, ConvEncoder, preprocess
+from dreamer_rl.nets.conv import ConvDecoder, ConvEncoder, preprocess, quantise
 from dreamer_rl.nets.conv_v3 import V3ConvDecoder, V3ConvEncoder
 from dreamer_rl.nets.heads import HeadKind, ObsLoss, ScalarHead, obs_nll
 from dreamer_rl.nets.mlp import MLP, Activation, Norm
@@ -52,9 +52,13 @@ class WorldModel(nn.Module):
                  conv_strided: bool = False, vector_dim: int = 0, transition: TransitionKind = "rssm",
                  mean_only: bool = False, ma_ppn: float = 0.25, ma_alpha: float = 0.25,
                  clock_periods: tuple[int, ...] | list[int] = (1, 4), clock_deter: tuple[int, ...] | list[int] = (),
-                 clock_stoch: tuple[int, ...] | list[int] = (), cell_as_prior: float = 0.0) -> None:
+                 clock_stoch: tuple[int, ...] | list[int] = (), cell_as_prior: float = 0.0,
+                 image_bits: int = 8) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
+        if not 1 <= image_bits <= 8:
+            raise ValueError(f"image_bits must be in 1..8, got {image_bits}")
+        self.image_bits = image_bits
         self.pixels = len(self.obs_shape) == 3
         if vector_dim and not self.pixels:
             raise ValueError("vector_dim is the vector part beside pixels; a vector-only model takes obs_shape (D,)")
@@ -107,10 +111,14 @@ class WorldModel(nn.Module):
         """What the decoder reconstructs: pixels as float in ``[-0.5, 0.5]``, vectors as they are.
 
         Pixels come as uint8 ``[0, 255]`` (our envs, the replay) or as float ``[0, 1]`` (TorchRL's
-        ``ToTensorImage``); both reach the networks on the same scale.
+        ``ToTensorImage``); both reach the networks on the same scale. With ``image_bits < 8`` they are quantised to
+        that many bits per channel plus uniform dequantisation noise (PlaNet's 5 bits, :func:`quantise`).
         """
         if not self.pixels:
             return obs.to(torch.float32)
+        if self.image_bits < 8:
+            raw = obs if obs.dtype == torch.uint8 else (obs.to(torch.float32) * 255).round_().clamp_(0, 255)
+            return quantise(raw, self.image_bits)
         return preprocess(obs) if obs.dtype == torch.uint8 else obs.to(torch.float32) - 0.5
 
     def embed(self, obs: torch.Tensor, preprocessed: bool = False, vector: torch.Tensor | None = None

@@ -168,11 +168,12 @@ PRESETS["gym"] = {"per_algo": {
 # (networks/basic.py feed_forward), free nats 3, no overshooting, reward loss scale 10; Adam 1e-3 (eps 1e-4), clip
 # 1000, a linear learning-rate ramp of 10000 in PlaNet's step counter, which counts sequences (50 per update): 200
 # updates; batch 50x50, 100 updates per 1000-frame episode (collect_every 5000 sequences) after 5 random seed
-# episodes; PlaNet's per-domain action repeats (cartpole 8, cheetah 4, ...).
+# episodes; PlaNet's per-domain action repeats (cartpole 8, cheetah 4, ...); frames quantised to 5 bits with uniform
+# dequantisation noise (tools/preprocess.py).
 _PLANET = {
     "env": {"action_repeat": "planet"},
     "model": {"act": "relu", "stoch": 30, "deter": 200, "hidden": 200, "units": 100, "reward_layers": 2,
-              "kl": "free_nats", "free_nats": 3.0, "reward_scale": 10.0},
+              "kl": "free_nats", "free_nats": 3.0, "reward_scale": 10.0, "image_bits": 5},
     "behavior": {"action_head": False, "value_head": False, "expl": "additive_gaussian", "expl_amount": 0.3},
     "planner": {"kind": "cem", "horizon": 12, "candidates": 1000, "iterations": 10, "top_k": 100,
                 "objective": "sum"},

@@ -1,4 +1,5 @@
-"""``python -m benchmarks.update_speed --checkpoint PATH`` times updates on a checkpoint made by a debug run."""
+"""Benchmarks on saved runs: ``benchmarks.update_speed --checkpoint PATH`` times updates on a checkpoint made by a
+debug run; ``benchmarks.learn`` resumes a run with the recipe it recorded."""
 
 from __future__ import annotations
 
@@ -28,3 +29,24 @@ def test_update_speed_on_a_debug_checkpoint(tmp_path: Path, algo: str) -> None:
     # cartpole from the state vector: 5 observation dims, 1 action, read off the stored weights
     assert got["obs_shape"] == "5" and got["action_dim"] == "1" and got["batch"] == "4x10"
     assert int(got["trained_updates"]) > 0 and got["algo"] == algo
+
+
+def test_learn_resumes_the_recorded_recipe(tmp_path) -> None:
+    """A benchmark run keeps the recipe it was started with when a preset changes between sittings."""
+    import json
+
+    from benchmarks.learn import learn_recipe, recorded_recipe
+
+    recipe = learn_recipe("dmc_cartpole_swingup", 20_000, None, None, 5000, 1, False, 0, str(tmp_path), keep=True,
+                          preset="planet")
+    assert recorded_recipe(recipe) is recipe  # a new run
+    stored = recipe.model_dump(mode="json")
+    stored["model"]["image_bits"] = 8  # as recorded before the preset changed
+    del stored["model"]["transition"]  # a field this version has and the recorded one lacked
+    (tmp_path / recipe.run_name).mkdir()
+    (tmp_path / recipe.run_name / "recipe.json").write_text(json.dumps(stored))
+    longer = learn_recipe("dmc_cartpole_swingup", 50_000, None, None, 5000, 1, False, 0, str(tmp_path), keep=True,
+                          preset="planet")
+    resumed = recorded_recipe(longer)
+    assert resumed.model.image_bits == 8 and resumed.model.transition == "rssm"
+    assert resumed.run.steps == 50_000 and resumed.run_name == recipe.run_name

@@ -205,3 +205,33 @@ def test_planet_combines_with_every_variant(variant: str, domain: str) -> None:
     policy = DreamerPolicy(agent, obs_key=key, mode="eval")
     td = policy(TensorDict({key: obs[:, 0], "is_init": torch.ones(B, 1, dtype=torch.bool)}, [B]))
     assert td["action"].shape == (B, 1) and td["action"].abs().max() <= 1
+
+
+def test_five_bit_quantisation_golden_values() -> None:
+    """PlaNet's preprocessing: floor(p / 8) / 32 + U[0, 1/32) - 0.5 at 5 bits; pixels in one bin share its interval."""
+    from dreamer_rl.nets.conv import quantise
+    from dreamer_rl.world_model import WorldModel
+
+    torch.manual_seed(0)
+    pixels = torch.tensor([0, 7, 8, 200, 207, 255], dtype=torch.uint8).repeat(2000, 1)
+    x = quantise(pixels, 5)
+    low = torch.tensor([0, 0, 1, 25, 25, 31]) / 32 - 0.5
+    assert bool(((x >= low) & (x < low + 1 / 32)).all())
+    torch.testing.assert_close(x.mean(0), low + 1 / 64, atol=5e-4, rtol=0)  # the noise is uniform over the bin
+    assert float(x[:, 3].max() - x[:, 3].min()) > 0.9 / 32  # drawn afresh per pixel
+
+    wm = WorldModel((3, 64, 64), 2, image_bits=5)
+    frame = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    as_float = frame.to(torch.float32) / 255  # TorchRL's ToTensorImage scale reaches the same bins
+    lo = torch.div(frame, 8, rounding_mode="floor").to(torch.float32) / 32 - 0.5
+    for target in (wm.target(frame), wm.target(as_float)):
+        assert bool(((target >= lo) & (target < lo + 1 / 32)).all())
+    assert torch.equal(WorldModel((3, 64, 64), 2).target(frame), frame.to(torch.float32) / 255 - 0.5)  # 8 bits
+
+
+def test_planet_preset_quantises_to_five_bits() -> None:
+    from recipes import make_recipe
+
+    assert make_recipe("planet").model.image_bits == 5
+    assert make_recipe("planet_paper").model.image_bits == 5
+    assert make_recipe("dreamer_v1").model.image_bits == 8

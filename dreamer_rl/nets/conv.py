@@ -22,6 +22,18 @@ def preprocess(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.to(torch.float32).div_(255.0).sub_(0.5)
 
 
+def quantise(pixels: torch.Tensor, bits: int) -> torch.Tensor:
+    """PlaNet's image preprocessing: uint8 ``p`` -> ``floor(p / 2^(8-b)) / 2^b + u - 0.5``, ``u ~ U[0, 1/2^b)``.
+
+    The ``b``-bit quantisation keeps the ``2^b`` levels of each channel, and the uniform dequantisation noise spreads
+    each level over its bin, so a Gaussian decoder cannot sharpen its likelihood on the discrete levels (PlaNet uses
+    ``b = 5``). Values lie in ``[-0.5, 0.5)``; a pixel of 200 at 5 bits falls in ``[25/32, 26/32) - 0.5``. A fresh
+    noise sample is drawn at every call (training targets and the encoder's input alike, as PlaNet's ``preprocess``).
+    """
+    levels = torch.div(pixels.to(torch.int32), 2 ** (8 - bits), rounding_mode="floor").to(torch.float32)
+    return levels.add_(torch.rand_like(levels)).div_(2 ** bits).sub_(0.5)
+
+
 class ConvEncoder(nn.Module):
     """``[..., 3, 64, 64]`` uint8 or float pixels -> ``[..., 32 * depth]`` embedding. All leading dims in one call."""
 
