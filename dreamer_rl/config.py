@@ -98,6 +98,9 @@ class ModelConfig(_Section):
         0, description="latent overshooting (PlaNet paper): open-loop KL at distances 2 .. overshooting + 1 with "
         "free nats (distance 1 is the KL term); 0: off; above seq_len - 1 clips to the chunk", ge=0)
     overshooting_scale: float = Field(1.0, description="weight of the overshooting KL (PlaNet: 1)", ge=0)
+    overshooting_reward_scale: float = Field(
+        0.0, description="weight of PlaNet's overshooting reward term: the reward head's NLL on the stop-gradient "
+        "posteriors once per overshooting pair (PlaNet paper: 100; 0: off)", ge=0)
     global_kl_scale: float = Field(0.0, description="weight of KL(posterior || N(0, I)), no free nats (PlaNet "
                                    "paper: 0.1; 0: off)", ge=0)
     reward_scale: float = Field(1.0, description="weight of the reward loss (PlaNet: 10)", ge=0)

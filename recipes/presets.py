@@ -225,6 +225,9 @@ _PLANET_PAPER = {
         # like the zero-step one (divergence_scale 1), global divergence 0.1, free nats 2, reward scale 10
         "overshooting": 49, "overshooting_scale": 1.0, "global_kl_scale": 0.1, "kl": "free_nats", "kl_scale": 1.0,
         "free_nats": 2.0, "reward_scale": 10.0, "image_scale": 1.0,
+        # overshooting_losses.reward = overshooting_reward_scale 100 (0 at HEAD): the reward head on the stopped
+        # posteriors once per overshooting pair (training/utility.py compute_losses)
+        "overshooting_reward_scale": 100.0,
         # training/utility.py compute_losses: free nats per step, tf.maximum(free_nats, divergence), then the mean
         "free_avg": False,
         # scripts/configs.py _model_components + models/rssm.py: state 30, belief and hidden 200, min std 0.1,

@@ -14,7 +14,7 @@ from dreamer_rl.agent import Learner, build_dreamer
 from dreamer_rl.config import Recipe
 from dreamer_rl.losses import WorldModelLoss
 from dreamer_rl.losses.kl import kl_terms
-from dreamer_rl.losses.overshooting import global_kl, overshooting_kl
+from dreamer_rl.losses.overshooting import global_kl, overshooting_kl, overshooting_reward
 from dreamer_rl.losses.tap import tap_loss
 from dreamer_rl.nets.distributions import gaussian_kl
 from dreamer_rl.rssm import RSSM
@@ -115,6 +115,33 @@ def test_overshooting_stops_the_target_posteriors_gradient_only() -> None:
     for p in (rssm.prior_out.weight, *rssm.transition.parameters()):
         assert p.grad is not None and p.grad.abs().sum() > 0
     assert rssm.post_out.weight.grad is None
+
+
+def test_overshooting_reward_hand_computed() -> None:
+    """Rows' NLLs [1, 2, 3, 4], O = 2: distance 2 reaches rows 1..3 (2 + 3 + 4), distance 3 rows 2..3 (3 + 4):
+    16 / (B·T·O = 8) = 2; an episode start at row 2 leaves only start -> row 1 at distance 2: 2 / 8."""
+    nll = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    no_start = torch.zeros(1, 4, 1, dtype=torch.bool)
+    assert float(overshooting_reward(nll, no_start, amount=2)) == pytest.approx(2.0)
+    start = no_start.clone()
+    start[0, 2] = True
+    assert float(overshooting_reward(nll, start, amount=2)) == pytest.approx(0.25)
+    assert float(overshooting_reward(nll, no_start, amount=0)) == 0.0
+
+
+def test_overshooting_reward_trains_the_reward_head_only() -> None:
+    torch.manual_seed(0)
+    wm = WorldModel((5,), 2, stoch=4, deter=8, hidden=8, units=8)
+    loss = WorldModelLoss(wm, overshooting=3, overshooting_reward_scale=100.0)
+    loss.set_keys(observation="observation")
+    assert "loss_overshooting_reward" in loss.out_keys
+    losses, _ = loss(make_batch())
+    assert set(losses.keys()) == set(loss.out_keys) and losses["loss_overshooting_reward"] > 0
+    losses["loss_overshooting_reward"].backward()
+    moved = {name.split(".")[0] for name, p in wm.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert moved == {"reward"}
+    recipe = Recipe.model_validate(_PLANET_PAPER)
+    assert recipe.model.overshooting_reward_scale == 100.0 and Recipe().model.overshooting_reward_scale == 0.0
 
 
 def test_global_kl_closed_form() -> None:

@@ -31,8 +31,19 @@ the start posteriors keep their gradient, weighted by ``divergence_scale`` (1); 
 nats per pair (``tf.maximum(free_nats, kl)``), averages over the starts and then over batch and distances;
 ``overshooting = chunk length - 1`` (49). Differences: PlaNet averages per sequence before the batch (equal here,
 its chunks have no episode starts inside), and its masked pairs add the constant ``F`` to the numerator (no
-gradient; left out here). PlaNet's paper-era overshooting *reward* term (scale 100, the reward head on the
-stop-gradient target posteriors) is not part of this loss.
+gradient; left out here).
+
+Overshooting reward term (PlaNet's ``overshooting_losses.reward``, ``overshooting_reward_scale`` 100 at 1896bdb, 0 at
+HEAD). ``compute_losses`` applies the heads to ``features_from_state(posterior)``, and the overshooting posteriors
+are the stop-gradient *target* posteriors, so the term is the reward head's NLL on the stopped posterior features
+of each target row, counted once per valid (start, distance) pair and averaged over all ``B · T · O`` slots (masked
+ones count as zero, PlaNet's ``reduce_mean`` after ``tools.mask``)::
+
+    ℓ_j         = -log p(r_j | sg(feat_j))                                  per row, [B, T]
+    L_os_reward = Σ_{d=2}^{O+1} Σ_{b,u} valid(u, d) · ℓ_{u+d} / (B · T · O)
+
+It trains only the reward head: a re-weighting of the zero-step reward loss towards rows that many open-loop
+rollouts reach.
 
 Global divergence (PlaNet ``global_divergence``, scale 0.1 at 1896bdb): ``mean_{b,t} KL(q_t || N(0, I))``, no free
 nats. For categorical latents the standard prior is the uniform distribution (all-zero logits).
@@ -47,7 +58,7 @@ import torch
 
 from dreamer_rl.rssm import RSSM
 
-__all__ = ["global_kl", "overshooting_kl", "standard_prior"]
+__all__ = ["global_kl", "overshooting_kl", "overshooting_reward", "standard_prior"]
 
 
 def standard_prior(rssm: RSSM, like: torch.Tensor) -> torch.Tensor:
@@ -101,3 +112,21 @@ def overshooting_kl(rssm: RSSM, deter: torch.Tensor, stoch: torch.Tensor, post: 
         total = total + (kl * valid).sum() / count.clamp(min=1.0)
         distances = distances + (count > 0).to(prior.dtype)
     return total / distances.clamp(min=1.0)
+
+
+def overshooting_reward(nll: torch.Tensor, is_init: torch.Tensor, *, amount: int) -> torch.Tensor:
+    """PlaNet's overshooting reward term ``L_os_reward`` (module docstring): ``nll [B, T]`` (the reward head's NLL on
+    the stop-gradient posterior features, row by row), ``is_init [B, T, 1]`` bool; a scalar, 0 when no distance
+    fits."""
+    B, T = nll.shape
+    last = min(amount + 1, T)
+    init = is_init.reshape(B, T).bool()
+    crossed = torch.zeros_like(init)
+    total = nll.new_zeros(())
+    for d in range(1, last + 1):  # the same valid pairs as overshooting_kl, without rolling the model
+        n = T - d + 1
+        rows = slice(d - 1, T)
+        crossed = crossed[:, :n] | init[:, rows]
+        if d >= 2:
+            total = total + (nll[:, rows] * (~crossed).to(nll.dtype)).sum()
+    return total / (B * T * max(amount, 1))

@@ -14,7 +14,8 @@ action ``a_{t-1}`` that led to it, the reward ``r_t`` received with it, ``is_ini
     L = image_scale L_image + reward_scale L_reward + kl_scale L_kl + pcont_scale L_pcont
 
 PlaNet's paper-era terms, each off by default and reported only when on: ``loss_overshooting`` (latent overshooting
-over distances 2 .. overshooting + 1, × overshooting_scale) and ``loss_global_kl`` (KL(q || N(0, I)) ×
+over distances 2 .. overshooting + 1, × overshooting_scale), ``loss_overshooting_reward`` (the reward head on the
+stop-gradient posteriors, once per overshooting pair, × overshooting_reward_scale) and ``loss_global_kl`` (KL(q || N(0, I)) ×
 global_kl_scale) of :mod:`dreamer_rl.losses.overshooting`, and ``loss_tap`` (time-agnostic prediction over the next
 tap_horizon rows, × tap_scale) of :mod:`dreamer_rl.losses.tap`.
 
@@ -37,7 +38,7 @@ from tensordict.utils import NestedKey
 from torchrl.objectives.common import LossModule
 
 from dreamer_rl.losses.kl import KLKind, kl_terms
-from dreamer_rl.losses.overshooting import global_kl, overshooting_kl
+from dreamer_rl.losses.overshooting import global_kl, overshooting_kl, overshooting_reward
 from dreamer_rl.losses.tap import tap_loss
 from dreamer_rl.rssm import RSSMStates
 from dreamer_rl.world_model import WorldModel
@@ -91,7 +92,7 @@ class WorldModelLoss(LossModule):
                  pcont_scale: float = 10.0, discount: float = 0.99, kl_balance: float = 0.8, free_avg: bool = True,
                  dyn_scale: float = 1.0, rep_scale: float = 0.1, overshooting: int = 0,
                  overshooting_scale: float = 1.0, global_kl_scale: float = 0.0, tap_scale: float = 0.0,
-                 tap_horizon: int = 10) -> None:
+                 tap_horizon: int = 10, overshooting_reward_scale: float = 0.0) -> None:
         super().__init__()
         self.world_model = world_model
         self.kl_kind, self.free_nats, self.kl_scale = kl_kind, free_nats, kl_scale
@@ -99,6 +100,7 @@ class WorldModelLoss(LossModule):
         self.image_scale, self.reward_scale, self.pcont_scale = image_scale, reward_scale, pcont_scale
         self.discount = discount
         self.overshooting, self.overshooting_scale = overshooting, overshooting_scale
+        self.overshooting_reward_scale = overshooting_reward_scale
         self.global_kl_scale, self.tap_scale, self.tap_horizon = global_kl_scale, tap_scale, tap_horizon
 
     @property
@@ -114,8 +116,9 @@ class WorldModelLoss(LossModule):
         kl = ["loss_dyn", "loss_rep"] if self.kl_kind == "dyn_rep" else ["loss_kl"]
         pcont = ["loss_pcont"] if self.world_model.pcont is not None else []
         vector = ["loss_vector"] if self.world_model.vector_dim else []
-        planet = [k for k, on in (("loss_overshooting", self.overshooting > 0), ("loss_global_kl",
-                  self.global_kl_scale > 0), ("loss_tap", self.tap_scale > 0)) if on]
+        os_reward = self.overshooting > 0 and self.overshooting_reward_scale > 0
+        planet = [k for k, on in (("loss_overshooting", self.overshooting > 0), ("loss_overshooting_reward",
+                  os_reward), ("loss_global_kl", self.global_kl_scale > 0), ("loss_tap", self.tap_scale > 0)) if on]
         extra = [f"loss_{k}" for k in self.world_model.rssm.extra_loss_keys]  # the transition model's own terms
         return ["loss_image", *vector, "loss_reward", *kl, *planet, *extra, *pcont, "kl"]
 
@@ -132,13 +135,18 @@ class WorldModelLoss(LossModule):
                 raise ValueError(ROW_LAYOUT_ERROR.format(key=nested))
 
     def _planet_losses(self, states: RSSMStates, action: torch.Tensor, is_init: torch.Tensor, target: torch.Tensor,
-                       pred: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The enabled ones of ``loss_overshooting``, ``loss_global_kl``, ``loss_tap`` (scaled)."""
+                       pred: torch.Tensor, feat: torch.Tensor, reward: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The enabled ones of ``loss_overshooting``, ``loss_overshooting_reward``, ``loss_global_kl``,
+        ``loss_tap`` (scaled)."""
         rssm, out = self.world_model.rssm, {}
         if self.overshooting > 0:
             value = overshooting_kl(rssm, states.deter, states.stoch, states.post, action.to(torch.float32),
                                     is_init, amount=self.overshooting, free_nats=self.free_nats)
             out["loss_overshooting"] = self.overshooting_scale * value
+        if self.overshooting > 0 and self.overshooting_reward_scale > 0:
+            nll = self.world_model.reward.loss(feat.detach(), reward).reshape(feat.shape[:2])
+            value = overshooting_reward(nll, is_init, amount=self.overshooting)
+            out["loss_overshooting_reward"] = self.overshooting_reward_scale * value
         if self.global_kl_scale > 0:
             out["loss_global_kl"] = self.global_kl_scale * global_kl(rssm, states.post)
         if self.tap_scale > 0:
@@ -169,7 +177,7 @@ class WorldModelLoss(LossModule):
         if vector is not None:
             losses["loss_vector"] = self.image_scale * wm.vector_nll(vector, feat)
         losses.update({f"loss_{k}": self.kl_scale * v for k, v in kl.items()})
-        losses.update(self._planet_losses(states, action, is_init, target, pred))
+        losses.update(self._planet_losses(states, action, is_init, target, pred, feat, reward))
         losses.update({f"loss_{k}": v for k, v in wm.rssm.extra_losses(states).items()})  # model's own terms
         losses["kl"] = kl_value
         if wm.pcont is not None:
