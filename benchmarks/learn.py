@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreamer_rl.config import Recipe, deep_merge
+from dreamer_rl.config import Recipe, deep_merge, known_fields
 from dreamer_rl.training import MUTABLE_RUN_FIELDS, Run, default_env_fn
 from recipes.presets import apply_presets
 
@@ -79,9 +79,7 @@ def recorded_recipe(recipe: Recipe) -> Recipe:
     stored = Path(recipe.run.runs_dir) / recipe.run_name / "recipe.json"
     if not stored.exists():
         return recipe
-    old = json.loads(stored.read_text())
-    known = {s: {k: v for k, v in sec.items() if k in type(getattr(recipe, s)).model_fields}
-             for s, sec in old.items() if s in Recipe.model_fields}
+    known = known_fields(json.loads(stored.read_text()))
     clocks = {k: v for k, v in recipe.run.model_dump().items() if k in MUTABLE_RUN_FIELDS | {"runs_dir"}}
     return Recipe.model_validate(deep_merge(known, {"run": clocks}))
 

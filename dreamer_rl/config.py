@@ -360,6 +360,13 @@ class Recipe(_Section):
         return {f"{s}.{k}": v for s, sec in self.model_dump().items() for k, v in sec.items()}
 
 
+def known_fields(stored: dict[str, Any]) -> dict[str, Any]:
+    """A recipe stored by an earlier version, as this version reads it: sections and fields removed since are
+    dropped (fields added since then take their defaults when validated, which keep the old behaviour)."""
+    return {s: {k: v for k, v in sec.items() if k in Recipe.model_fields[s].annotation.model_fields}
+            for s, sec in stored.items() if s in Recipe.model_fields and isinstance(sec, dict)}
+
+
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Recursive dict merge, ``update`` winning."""
     out = dict(base)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from dreamer_rl.action_space import ActionSpace
 from dreamer_rl.agent import Dreamer, Learner, build_dreamer
 from dreamer_rl.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
-from dreamer_rl.config import Recipe
+from dreamer_rl.config import Recipe, known_fields
 from dreamer_rl.errors import UserError
 from dreamer_rl.policy import DreamerPolicy, with_recurrent_state
 from dreamer_rl.provenance import provenance_tags
@@ -262,10 +262,8 @@ class Run:
         The stored recipe is read as this version reads recipes: a field added since takes its default (which keeps
         the old behaviour), a field removed since is ignored, so a library upgrade alone does not strand a run.
         """
-        known = {s: {k: v for k, v in sec.items() if k in type(getattr(self.recipe, s)).model_fields}
-                 for s, sec in stored.items() if s in Recipe.model_fields}
         try:
-            old = Recipe.model_validate(known).model_dump(mode="json")
+            old = Recipe.model_validate(known_fields(stored)).model_dump(mode="json")
         except ValueError:
             old = stored
         new = self.recipe.model_dump(mode="json")
