@@ -207,6 +207,8 @@ class BehaviorConfig(_Section):
                              "a bootstrap, as the TF1 seed's value_head False)")
     eval_noise: float = Field(0.0, description="ε of ε-greedy at evaluation (discrete actions; TF1 discrete: 0.001)",
                               ge=0, le=1)
+    eval_sample: bool = Field(False, description="evaluate with a sample of the actor instead of its mode (DreamerV3's "
+                              "authors sample in every mode; V1 and V2 take the mode)")
 
 
 class PlannerConfig(_Section):

@@ -7,6 +7,7 @@ previous step, filters the posterior and picks an action:
     a_t = π(feat_t) + ε,  ε ~ N(0, expl_amount²), clipped to [-1, 1]   (exploring, continuous)
     a_t = ε-greedy(one-hot sample of π(feat_t), expl_amount)           (exploring, discrete)
     a_t = mode π(feat_t)   (tanh of the mean; the one-hot argmax, ε-greedy with eval_noise)   (evaluating)
+    a_t ~ π(feat_t)        (evaluating with ``eval_sample``, as DreamerV3's authors evaluate)
 
 With a planner (:mod:`dreamer_rl.planners`, PlaNet's CEM or MPPI) the planner's action takes the place of ``π``'s
 sample (exploring: plus the same noise / ε-greedy) and of its mode (evaluating). With ``warm_start`` the planner's
@@ -50,11 +51,12 @@ class DreamerPolicy(TensorDictModuleBase):
     def __init__(self, agent: Dreamer, *, obs_key: str = "pixels", expl_amount: float = 0.3,
                  expl: Literal["additive_gaussian", "epsilon_greedy", "random", "none"] = "additive_gaussian",
                  mode: Mode = "explore", expl_decay: float = 0.0, expl_min: float = 0.0,
-                 eval_noise: float = 0.0, warm_start: bool = False) -> None:
+                 eval_noise: float = 0.0, eval_sample: bool = False, warm_start: bool = False) -> None:
         super().__init__()
         self.agent = agent
         self.obs_key, self.expl_amount, self.expl = obs_key, expl_amount, expl
         self.expl_decay, self.expl_min, self.eval_noise = expl_decay, expl_min, eval_noise
+        self.eval_sample = eval_sample
         self.mode: Mode = mode
         #: env frames collected so far (drives the exploration schedule)
         self.frames = 0
@@ -140,8 +142,10 @@ class DreamerPolicy(TensorDictModuleBase):
             if planning:
                 action, plan = self._plan(deter, stoch, plan, batch)
             else:
-                action = self.agent.actor(feat, sample=False)
-            return (space.epsilon_greedy(action, self.eval_noise) if space.discrete else action), plan
+                action = self.agent.actor(feat, sample=self.eval_sample)
+            if space.discrete:
+                return space.epsilon_greedy(action, self.eval_noise), plan
+            return (action.clamp(-1, 1) if self.eval_sample and not planning else action), plan
         if planning:
             action, plan = self._plan(deter, stoch, plan, batch)
         else:  # Plan2Explore collects with its exploration actor

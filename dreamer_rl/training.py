@@ -241,7 +241,7 @@ class Run:
         b = self.recipe.behavior
         return DreamerPolicy(self.agent, obs_key=self.obs_key, expl=b.expl, expl_amount=b.expl_amount,
                              expl_decay=b.expl_decay, expl_min=b.expl_min, eval_noise=b.eval_noise, mode=mode,
-                             warm_start=self.recipe.planner.warm_start)
+                             eval_sample=b.eval_sample, warm_start=self.recipe.planner.warm_start)
 
     def _plan_returns(self, step: int) -> dict[str, float]:
         """With ``planner.summarise_plan_returns``: the candidates' returns since the last log (metrics) and a

@@ -43,7 +43,8 @@ def evaluate_checkpoint(path: Path, video: str | None = None, episodes: int | No
                   spec_keys else 0)
     agent = build_dreamer(recipe, obs_shape, space, vector_dim).to(device)
     agent.load_state_dict(state["agent"])
-    policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval", eval_noise=recipe.behavior.eval_noise)
+    policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval", eval_noise=recipe.behavior.eval_noise,
+                           eval_sample=recipe.behavior.eval_sample)
     n = episodes if episodes is not None else recipe.run.eval_episodes
     max_steps = recipe.env.max_episode_frames // int(state["action_repeat"])
     returns, frames = evaluate(env, policy, n, max_steps)

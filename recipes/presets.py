@@ -41,7 +41,7 @@ _V2 = {
 # DreamerV3 (danijar/dreamerv3 configs.yaml, 2024+): block GRU with RMSNorm and SiLU, unimix categoricals, dyn/rep
 # KL with free nats 1, symlog inputs and decoder, symexp two-hot reward and critic, continuation head towards
 # γ(1 - terminated) with γ = 1 - 1/333, REINFORCE actor (bounded normal) with entropy 3e-4 and percentile return
-# normalisation, EMA slow critic (0.02) as a regulariser, replay-value loss 0.3, one LaProp (lr 4e-5, AGC 0.3, warm-up 1000), batch 16x64.
+# normalisation (the policy is sampled in evaluation too, as its agent.py acts in every mode), EMA slow critic (0.02) as a regulariser, replay-value loss 0.3, one LaProp (lr 4e-5, AGC 0.3, warm-up 1000), batch 16x64.
 # Sizes default to size12m (V3's own default is 200m, far beyond one GPU-day of DMC).
 _V3 = {
     "model": {"latent": "categorical", "stoch": 32, "classes": 16, "unimix": 0.01, "cell": "block_gru",
@@ -54,7 +54,8 @@ _V3 = {
                  "actor_min_std": 0.1, "actor_max_std": 1.0, "actor_layers": 3, "value_layers": 3,
                  "critic_head": "symexp_twohot", "slow_critic": "ema", "slow_critic_rate": 0.02,
                  "slow_critic_every": 1, "slow_critic_reg": 1.0, "slow_critic_target": False,
-                 "return_norm": "percentile", "repval_scale": 0.3, "horizon": 15, "gamma": 1 - 1 / 333, "lambda_": 0.95, "expl": "none"},
+                 "return_norm": "percentile", "repval_scale": 0.3, "horizon": 15, "gamma": 1 - 1 / 333, "lambda_": 0.95, "expl": "none",
+                 "eval_sample": True},
     "train": {"optimizer": "laprop", "lr": 4e-5, "agc": 0.3, "warmup": 1000, "laprop_eps": 1e-20,
               "batch_size": 16, "seq_len": 64, "train_ratio": 0.125, "train_every": 10, "prefill": 5000,
               "pretrain": 1, "replay_slices": "stream"},
