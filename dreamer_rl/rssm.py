@@ -44,7 +44,7 @@ from torch import nn
 
 from dreamer_rl.nets.distributions import gaussian_kl
 from dreamer_rl.nets.cells import CellKind, make_transition
-from dreamer_rl.nets.mlp import Activation, Norm, activation, norm_layer
+from dreamer_rl.nets.mlp import Activation, Norm, norm_act
 from dreamer_rl.nets.outputs import categorical_kl, unimix_logits
 
 LatentKind = Literal["gaussian", "categorical"]
@@ -79,7 +79,7 @@ class RSSMStates(NamedTuple):
 def _hidden(in_dim: int, hidden: int, layers: int, act: Activation, norm: Norm) -> nn.Sequential:
     mods: list[nn.Module] = []
     for _ in range(layers):
-        mods += [nn.Linear(in_dim, hidden, bias=norm == "none"), norm_layer(norm, hidden), activation(act)]
+        mods += [nn.Linear(in_dim, hidden, bias=norm == "none"), *norm_act(norm, hidden, act)]
         in_dim = hidden
     return nn.Sequential(*mods)
 
@@ -122,8 +122,7 @@ class RSSM(nn.Module):
         # posterior q(z | h, e) = act(norm(W_h h + W_e e + b)), W_e e computed for all T at once.
         self.post_in_deter = nn.Linear(deter, hidden, bias=norm == "none")
         self.post_in_embed = nn.Linear(embed_dim, hidden, bias=False)
-        self.post_norm = norm_layer(norm, hidden)
-        self.act = activation(act)
+        self.post_norm, self.act = norm_act(norm, hidden, act)
         self.post_out = nn.Linear(hidden, self.stats_dim)
 
     @property

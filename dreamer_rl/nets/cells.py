@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from dreamer_rl.nets.mlp import Activation, Norm, activation, norm_layer
+from dreamer_rl.nets.mlp import Activation, Norm, norm_act
 
 CellKind = Literal["gru", "gru_ln", "block_gru"]
 
@@ -62,8 +62,7 @@ class GRUTransition(nn.Module):
         # img_in(cat(z, a)) = W_z z + W_a a + b, split so W_a a is computed for all T at once.
         self.img_in_stoch = nn.Linear(stoch, hidden, bias=norm == "none")
         self.img_in_action = nn.Linear(action_dim, hidden, bias=False)
-        self.img_in_norm = norm_layer(norm, hidden)
-        self.act = activation(act)
+        self.img_in_norm, self.act = norm_act(norm, hidden, act)
         self.cell: nn.Module = LayerNormGRUCell(hidden, deter) if layer_norm_gru else nn.GRUCell(hidden, deter)
 
     def action_input(self, action: torch.Tensor) -> torch.Tensor:
@@ -85,12 +84,9 @@ class BlockGRU(nn.Module):
             raise ValueError(f"block_gru: deter {deter} is not divisible by blocks {blocks}")
         self.blocks, self.deter, self.hidden = blocks, deter, hidden
         g, d = blocks, deter // blocks
-        self.in_deter = nn.Sequential(nn.Linear(deter, hidden, bias=norm == "none"), norm_layer(norm, hidden),
-                                      activation(act))
-        self.in_stoch = nn.Sequential(nn.Linear(stoch, hidden, bias=norm == "none"), norm_layer(norm, hidden),
-                                      activation(act))
-        self.in_action = nn.Sequential(nn.Linear(action_dim, hidden, bias=norm == "none"), norm_layer(norm, hidden),
-                                       activation(act))
+        self.in_deter = nn.Sequential(nn.Linear(deter, hidden, bias=norm == "none"), *norm_act(norm, hidden, act))
+        self.in_stoch = nn.Sequential(nn.Linear(stoch, hidden, bias=norm == "none"), *norm_act(norm, hidden, act))
+        self.in_action = nn.Sequential(nn.Linear(action_dim, hidden, bias=norm == "none"), *norm_act(norm, hidden, act))
         # Block-linear hidden layer: block g maps [h_g (d), x (3 hidden)] -> d. The x part is shared by all blocks,
         # so its weights form one dense [3 hidden, D] matrix; the h_g part is block-diagonal [g, d, d].
         fan_in = d + 3 * hidden
@@ -98,8 +94,7 @@ class BlockGRU(nn.Module):
         self.hid_shared = nn.Parameter(torch.empty(3 * hidden, deter).uniform_(-bound, bound))
         self.hid_block = nn.Parameter(torch.empty(g, d, d).uniform_(-bound, bound))
         self.hid_bias = nn.Parameter(torch.zeros(deter)) if norm == "none" else None
-        self.hid_norm = norm_layer(norm, deter)
-        self.hid_act = activation(act)
+        self.hid_norm, self.hid_act = norm_act(norm, deter, act)
         # Block-linear gates: block g maps its d hidden units to its 3d gate pre-activations.
         bound = 1 / math.sqrt(d)
         self.gates = nn.Parameter(torch.empty(g, d, 3 * d).uniform_(-bound, bound))

@@ -26,6 +26,7 @@ from torch import nn
 
 from dreamer_rl.nets.conv import preprocess
 from dreamer_rl.nets.mlp import Activation, activation
+from dreamer_rl.nets.norm_act import rms_norm_silu
 
 MULTS = (2, 3, 4, 4)
 
@@ -44,35 +45,13 @@ class ChannelRMSNorm(nn.Module):
         return F.rms_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.eps).permute(0, 3, 1, 2)
 
 
-class _RMSNormSiLU(torch.autograd.Function):
-    """``silu(x · r · w)``, ``r = 1 / sqrt(mean_c(x²) + eps)``, with a hand-written backward.
-
-    With ``u = x r`` (saved), ``n = u w`` (saved) and ``g = silu'(n) · dz · w``:
-        dw = sum_{N,H,W} silu'(n) dz · u,     dx = r (g - u · mean_c(g u))
-    Eager autograd of the composite takes ~15 full passes over the map; this takes ~9 (1.8x faster measured on a
-    [1024, 32, 32, 32] map on one CPU thread, where these maps are memory-bound).
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:  # noqa: D102
-        r = torch.rsqrt(x.square().mean(1, keepdim=True).add_(eps))  # [N, 1, H, W]
-        u = x * r
-        n = u * weight[:, None, None]
-        ctx.save_for_backward(r, u, n, weight)
-        return F.silu(n)
-
-    @staticmethod
-    def backward(ctx, dz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # noqa: D102
-        r, u, n, weight = ctx.saved_tensors
-        dn = torch.ops.aten.silu_backward(dz, n)
-        dw = (dn * u).sum((0, 2, 3))
-        g = dn.mul_(weight[:, None, None])
-        dx = g.sub_(u * (g * u).mean(1, keepdim=True)).mul_(r)
-        return dx, dw, None
-
-
 class ChannelNormAct(nn.Module):
-    """``act(ChannelRMSNorm(x))``; with SiLU (V3's) one fused autograd function, else the two modules."""
+    """``act(ChannelRMSNorm(x))``; with SiLU (V3's) one fused autograd function, else the two modules.
+
+    The maps are channels-last, so ``x.permute(0, 2, 3, 1)`` is a contiguous ``[N, H, W, C]`` view and the fused
+    :func:`~dreamer_rl.nets.norm_act.rms_norm_silu` runs over its last dim without copies (1.9x the previous
+    channel-dim version and 3x eager autograd on a ``[1024, 32, 32, 32]`` map on one CPU thread).
+    """
 
     def __init__(self, channels: int, act: Activation, eps: float = 1e-3) -> None:
         super().__init__()
@@ -82,7 +61,7 @@ class ChannelNormAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if self.fused:
-            return _RMSNormSiLU.apply(x, self.norm.weight, self.norm.eps)
+            return rms_norm_silu(x.permute(0, 2, 3, 1), self.norm.weight, self.norm.eps).permute(0, 3, 1, 2)
         return self.act(self.norm(x))
 
 

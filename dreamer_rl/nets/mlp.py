@@ -11,6 +11,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from dreamer_rl.nets.norm_act import RMSNormSiLU
+
 Activation = Literal["elu", "relu", "silu", "tanh"]
 Norm = Literal["none", "layer", "rms"]
 
@@ -43,6 +45,18 @@ def norm_layer(kind: Norm, dim: int, eps: float = 1e-3) -> nn.Module:
     raise ValueError(f"norm {kind!r}; available: 'none', 'layer', 'rms'")
 
 
+def norm_act(kind: Norm, dim: int, act: Activation, eps: float = 1e-3) -> tuple[nn.Module, nn.Module]:
+    """``(norm, act)`` modules of a hidden layer, applied as ``act(norm(x))``.
+
+    RMSNorm + SiLU (DreamerV3's every hidden layer) is one fused module (:class:`~dreamer_rl.nets.norm_act.RMSNormSiLU`,
+    a third fewer passes over the map) followed by an identity, so the modules, their positions in a
+    ``Sequential`` and the state-dict keys (``<i>.weight``) stay those of the separate pair.
+    """
+    if kind == "rms" and act == "silu":
+        return RMSNormSiLU(dim, eps), nn.Identity()
+    return norm_layer(kind, dim, eps), activation(act)
+
+
 class MLP(nn.Sequential):
     """``layers`` hidden layers ``act(norm(W x + b))`` of ``units``, then a linear output.
 
@@ -56,9 +70,10 @@ class MLP(nn.Sequential):
         dim = in_dim
         for _ in range(layers):
             modules.append(nn.Linear(dim, units, bias=norm == "none"))
+            norm_module, act_module = norm_act(norm, units, act)
             if norm != "none":
-                modules.append(norm_layer(norm, units))
-            modules.append(activation(act))
+                modules.append(norm_module)
+            modules.append(act_module)
             dim = units
         modules.append(nn.Linear(dim, out_dim))
         super().__init__(*modules)

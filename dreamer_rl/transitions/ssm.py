@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dreamer_rl.nets.mlp import Activation, Norm, activation, norm_layer
+from dreamer_rl.nets.mlp import Activation, Norm, norm_act
 from dreamer_rl.transitions.base import TransitionModel
 
 
@@ -34,7 +34,7 @@ class SSMTransition(nn.Module):
         super().__init__()
         self.in_stoch = nn.Linear(stoch, hidden, bias=norm == "none")
         self.in_action = nn.Linear(action_dim, hidden, bias=False)
-        self.norm, self.act = norm_layer(norm, hidden), activation(act)
+        self.norm, self.act = norm_act(norm, hidden, act)
         self.out = nn.Linear(hidden, 2 * stoch)
         self.min_std = min_std
 
@@ -60,7 +60,7 @@ class SSM(TransitionModel):
         self.transition = SSMTransition(stoch, action_dim, hidden, act=act, norm=norm, min_std=min_std)
         self.post_in_prior = nn.Linear(2 * stoch, hidden, bias=norm == "none")
         self.post_in_embed_layer = nn.Linear(embed_dim, hidden, bias=False)
-        self.post_norm, self.act = norm_layer(norm, hidden), activation(act)
+        self.post_norm, self.act = norm_act(norm, hidden, act)
         self.post_out = nn.Linear(hidden, 2 * stoch)
 
     def feat(self, stoch: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
