@@ -32,6 +32,7 @@ from dreamer_rl.losses.return_norm import PercentileReturnNorm
 from dreamer_rl.losses.slow_critic import SlowCritic
 from dreamer_rl.nets.actors import make_actor
 from dreamer_rl.nets.heads import ScalarHead
+from dreamer_rl.nets.init import dreamer_v3_init
 from dreamer_rl.explorer import ExplorationLearner
 from dreamer_rl.losses.plan2explore import DisagreementEnsemble
 from dreamer_rl.optim import LaProp
@@ -85,7 +86,7 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
                     vector_dim=vector_dim, transition=m.transition, mean_only=m.mean_only, ma_ppn=m.ma_ppn,
                     ma_alpha=m.ma_alpha, clock_periods=m.clock_periods, clock_deter=m.clock_deter,
                     clock_stoch=m.clock_stoch, cell_as_prior=m.cell_as_prior,
-                    image_bits=m.image_bits)
+                    image_bits=m.image_bits, vector_embed=m.vector_embed)
     feat, units = wm.rssm.feat_dim, b.actor_units or m.units
     kw: dict[str, Any] = {}
     if actor_dist == "tanh_normal":
@@ -100,6 +101,13 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
                         **kw) if b.action_head else None)
     value = (ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act, norm=m.norm,
                         bins=m.bins) if b.value_head else None)
+    if m.init == "dreamer_v3":
+        for net in (wm, actor, value):
+            if net is not None:
+                dreamer_v3_init(net)
+        if actor is not None:
+            with torch.no_grad():
+                actor.net[-1].weight.mul_(0.01)  # V3's policy outscale: a near-uniform (discrete) or centred first policy
     slow = (SlowCritic(value, b.slow_critic, every=b.slow_critic_every, rate=b.slow_critic_rate)
             if b.slow_critic != "none" and value is not None else None)
     norm = (PercentileReturnNorm(decay=b.return_norm_decay, limit=b.return_norm_limit)
@@ -124,6 +132,11 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
                                   norm=m.norm, **kw),
             expl_value=ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act,
                                   norm=m.norm, bins=m.bins))
+        if m.init == "dreamer_v3":
+            dreamer_v3_init(explore["expl_actor"])
+            dreamer_v3_init(explore["expl_value"])
+            with torch.no_grad():
+                explore["expl_actor"].net[-1].weight.mul_(0.01)
     return Dreamer(wm, actor, value, slow, norm, space, planner, **explore)
 
 
@@ -182,9 +195,16 @@ class Learner(nn.Module):
         self.value_loss = (ValueLoss(agent.value, slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)
                            if agent.value is not None and agent.actor is not None else None)
         self.repval_loss = (ReplayValueLoss(agent.value, gamma=b.gamma, lambda_=b.lambda_, scale=b.repval_scale,
-                                            slow_value=agent.slow_value, slow_reg=b.slow_critic_reg)
+                                            slow_value=agent.slow_value, slow_reg=b.slow_critic_reg,
+                                            feat_grad=b.repval_grad)
                             if b.repval_scale > 0 and self.value_loss is not None else None)
         self.joint = t.optimizer == "laprop"
+        self.slice_start_reset = t.slice_start_reset
+        if self.repval_loss is not None and b.repval_grad:
+            if not self.joint:  # separate optimisers free the world model's graph before the critic's step
+                raise UserError("behavior.repval_grad true needs the joint optimiser (train.optimizer laprop); "
+                                "set behavior.repval_grad false with train.optimizer adam")
+            self.world_model_loss.write_feat = True
         if self.joint:
             params = [p for mod in (agent.world_model, agent.actor, agent.value) if mod is not None
                       for p in mod.parameters()]
@@ -225,8 +245,10 @@ class Learner(nn.Module):
         if self.repval_loss is not None:
             rssm, keys = self.agent.world_model.rssm, self.world_model_loss.tensor_keys
             B, T = batch.shape[:2]
+            feat = (states.get(keys.posterior_feat) if self.world_model_loss.write_feat else
+                    rssm.feat(states.get(keys.posterior_stoch), states.get(keys.posterior_deter)))
             replay = TensorDict({
-                "feat": rssm.feat(states.get(keys.posterior_stoch), states.get(keys.posterior_deter)),
+                "feat": feat,
                 "reward": batch.get(keys.reward), "terminated": batch.get(keys.terminated),
                 "is_init": batch.get(keys.is_init),
                 "bootstrap": imagined["lambda_return"][0].reshape(B, T, 1),  # G_0 of imagination from each state
@@ -234,9 +256,20 @@ class Learner(nn.Module):
             losses.update(self.repval_loss(replay).items())
         return losses
 
+    def prepare(self, batch: TensorDictBase) -> TensorDictBase:
+        """The batch as the losses see it: with ``train.slice_start_reset`` each slice's first row is marked an
+        episode start (the model starts it from the zero state and zero previous action); the input is not changed."""
+        if not self.slice_start_reset:
+            return batch
+        key = self.world_model_loss.tensor_keys.is_init
+        is_init = batch.get(key).clone()
+        is_init[:, 0] = True
+        return batch.clone(recurse=False).set(key, is_init)
+
     def update(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """One update on stored rows ``[B, T]``; returns ``train/...`` metrics as detached 0-d tensors."""
         a = self.agent
+        batch = self.prepare(batch)
         wm_losses, states = self.world_model_loss(batch)
         self.last_states = states  # read by tracking.collect_latents, without a second forward pass
         wm_total = sum(v for k, v in wm_losses.items() if k.startswith("loss_"))

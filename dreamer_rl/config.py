@@ -113,6 +113,12 @@ class ModelConfig(_Section):
     reward_head: HeadKind = Field("gaussian", description="reward head: 'gaussian' or 'symexp_twohot' (V3)")
     reward_layers: int = Field(2, description="hidden layers of the reward head", ge=1)
     mlp_layers: int = Field(3, description="hidden layers of the vector encoder and decoder", ge=1)
+    vector_embed: Literal["linear", "hidden"] = Field(
+        "linear", description="the vector encoder's embedding: a linear layer after mlp_layers - 1 hidden layers "
+        "(V1, V2), or its last of mlp_layers hidden layers, normalised and activated (V3)")
+    init: Literal["torch", "dreamer_v3"] = Field(
+        "torch", description="weight init: PyTorch's defaults, or V3's truncated normal over the fan-in with zero "
+        "biases and the policy's last layer scaled by 0.01 (dreamer_rl.nets.init)")
     bins: int = Field(255, description="bins of two-hot heads", ge=3)
     pcont: bool = Field(False, description="learn a continuation head (towards γ(1 - terminated)), weight returns")
     pcont_layers: int = Field(3, description="hidden layers of the continuation head", ge=1)
@@ -173,6 +179,8 @@ class BehaviorConfig(_Section):
     slow_critic_reg: float = Field(0.0, description="regulariser towards the slow critic's predictions (V3: 1)",
                                    ge=0)
     repval_scale: float = Field(0.0, description="weight of V3's replay-value loss (V3: 0.3; 0: off)", ge=0)
+    repval_grad: bool = Field(False, description="the replay-value loss also trains the world model through the "
+                              "posterior features (V3's repval_grad; needs the joint optimiser, train.optimizer laprop)")
     return_norm: Literal["none", "percentile"] = Field("none", description="return normalisation (V3: percentile)")
     return_norm_decay: float = Field(0.01, description="EMA rate of the return percentiles", gt=0, le=1)
     return_norm_limit: float = Field(1.0, description="smallest return scale S", gt=0)
@@ -249,7 +257,10 @@ class TrainConfig(_Section):
     seq_len: int = Field(50, description="steps per sequence T", ge=2)
     train_every: int = Field(1000, description="env frames between training bursts", ge=1)
     train_ratio: float = Field(0.1, description="gradient updates per env frame (V1: 100 per 1000)", gt=0)
-    prefill: int = Field(5000, description="env frames of random actions before training", ge=0)
+    prefill: int = Field(5000, description="env frames collected before training starts", ge=0)
+    prefill_policy: Literal["random", "agent"] = Field(
+        "random", description="who acts during the prefill: uniform random actions (V1, V2), or the untrained agent "
+        "as it will collect later (V3's random_agent False)")
     pretrain: int = Field(100, description="updates right after the prefill", ge=0)
     model_lr: float = Field(6e-4, description="Adam learning rate of the world model", gt=0)
     actor_lr: float = Field(8e-5, description="Adam learning rate of the actor", gt=0)
@@ -268,6 +279,9 @@ class TrainConfig(_Section):
     replay_slices: Literal["episode", "stream"] = Field(
         "episode", description="training sequences inside one episode (V1, V2) or across episode boundaries of "
         "an env's stream, the model reset at each episode start (V3; trains on episodes shorter than seq_len)")
+    slice_start_reset: bool = Field(
+        False, description="mark each training slice's first row an episode start: the model starts it from the "
+        "zero state and zero previous action (DreamerV3 without replay context; V1, V2 keep the stored action)")
     keep_freed_memory: bool = Field(
         True, description="keep freed activation memory for the next update (glibc; avoids page-fault storms)")
 

@@ -3,7 +3,8 @@
 Clocks (all in env frames, i.e. environment steps after action repeat):
 
 - collect: the TorchRL collector yields ``train_every / action_repeat`` agent steps at a time;
-- prefill: random actions until ``train.prefill`` frames are stored, then ``train.pretrain`` updates;
+- prefill: random actions (or the untrained agent, ``train.prefill_policy agent``) until ``train.prefill`` frames
+  are stored, then ``train.pretrain`` updates;
 - train ratio: after each batch, run the updates owed so that updates = ``train_ratio`` x frames since prefill;
 - log / eval / save: every ``run.log_every`` / ``run.eval_every`` / ``run.save_every`` frames.
 
@@ -175,7 +176,7 @@ class Run:
             self.env.close()
             raise
         self.learner = Learner(self.agent, recipe, obs_key=self.obs_key)
-        self.policy = self._policy("random")
+        self.policy = self._policy("random" if self.recipe.train.prefill_policy == "random" else "explore")
         self.env = with_recurrent_state(self.env, self.policy)
         self.tracker: Tracker | None = None
         if recipe.tracking.enabled:

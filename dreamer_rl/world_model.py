@@ -53,7 +53,7 @@ class WorldModel(nn.Module):
                  mean_only: bool = False, ma_ppn: float = 0.25, ma_alpha: float = 0.25,
                  clock_periods: tuple[int, ...] | list[int] = (1, 4), clock_deter: tuple[int, ...] | list[int] = (),
                  clock_stoch: tuple[int, ...] | list[int] = (), cell_as_prior: float = 0.0,
-                 image_bits: int = 8) -> None:
+                 image_bits: int = 8, vector_embed: Literal["linear", "hidden"] = "linear") -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
         if not 1 <= image_bits <= 8:
@@ -74,11 +74,10 @@ class WorldModel(nn.Module):
             embed_dim = self.encoder.out_dim
         else:
             embed_dim = units
-            self.encoder = MLP(self.obs_shape[0], embed_dim, units=units, layers=encoder_layers - 1, act=act,
-                               norm=norm)
+            self.encoder = self._vector_encoder(self.obs_shape[0], units, encoder_layers, act, norm, vector_embed)
         self.vector_encoder: nn.Module | None = None
         if vector_dim:
-            self.vector_encoder = MLP(vector_dim, units, units=units, layers=encoder_layers - 1, act=act, norm=norm)
+            self.vector_encoder = self._vector_encoder(vector_dim, units, encoder_layers, act, norm, vector_embed)
             embed_dim += units
         self.rssm = make_rssm(action_dim, embed_dim, transition=transition, stoch=stoch, deter=deter, hidden=hidden,
                               act=act, min_std=min_std, latent=latent, cell=cell, classes=classes, unimix=unimix,
@@ -102,6 +101,15 @@ class WorldModel(nn.Module):
         self.reward = ScalarHead(feat, kind=reward_head, units=units, layers=reward_layers, act=act, norm=norm,
                                  bins=bins)
         self.pcont = MLP(feat, 1, units=units, layers=pcont_layers, act=act, norm=norm) if pcont else None
+
+    @staticmethod
+    def _vector_encoder(in_dim: int, units: int, layers: int, act: Activation, norm: Norm,
+                        embed: Literal["linear", "hidden"]) -> MLP:
+        """``[..., in_dim] -> [..., units]``: ``layers - 1`` hidden layers and a linear embedding (V1, V2), or
+        ``layers`` hidden layers whose last, normalised and activated, is the embedding (V3's ``Encoder``)."""
+        if embed == "hidden":
+            return MLP(in_dim, units, units=units, layers=layers, act=act, norm=norm, output=False)
+        return MLP(in_dim, units, units=units, layers=layers - 1, act=act, norm=norm)
 
     @property
     def obs_kind(self) -> Literal["pixels", "vector"]:

@@ -9,8 +9,9 @@ Atari: ``discrete`` (the TF1 seed's), ``atari`` (each algorithm's authors' Atari
 Atari 100k benchmark setup); ``gym`` for Gymnasium tasks from their state vector.
 
 Train ratios: ours is gradient updates per env frame. The JAX DreamerV3's ``train_ratio`` is replayed steps per
-policy step, so ``updates / frame = train_ratio / (batch · length) / action_repeat``: dmc_proprio 1024 / (16·64) / 2
-= 0.5, dmc_vision 256 / 1024 / 2 = 0.125.
+policy step, so ``updates / frame = train_ratio / (batch · length) / action_repeat``. Its current code runs DMC at
+action repeat 1 (``configs.yaml`` ``env.dmc.repeat: 1``): dmc_proprio 1024 / (16·64) / 1 = 1.0, dmc_vision
+256 / 1024 / 1 = 0.25.
 """
 
 from __future__ import annotations
@@ -41,24 +42,32 @@ _V2 = {
 # DreamerV3 (danijar/dreamerv3 configs.yaml, 2024+): block GRU with RMSNorm and SiLU, unimix categoricals, dyn/rep
 # KL with free nats 1, symlog inputs and decoder, symexp two-hot reward and critic, continuation head towards
 # γ(1 - terminated) with γ = 1 - 1/333, REINFORCE actor (bounded normal) with entropy 3e-4 and percentile return
-# normalisation (the policy is sampled in evaluation too, as its agent.py acts in every mode), EMA slow critic (0.02) as a regulariser, replay-value loss 0.3, one LaProp (lr 4e-5, AGC 0.3, warm-up 1000), batch 16x64.
+# normalisation (the policy is sampled in evaluation too, as its agent.py acts in every mode), EMA slow critic (0.02)
+# as a regulariser, replay-value loss 0.3 whose gradient also trains the world model (repval_grad), one LaProp (lr
+# 4e-5, AGC 0.3, warm-up 1000), batch 16x64; truncated-normal fan-in init with the policy's output scaled by 0.01,
+# the vector encoder's last hidden layer as the embedding; the untrained agent collects from the first step and
+# training starts once 16 x 64 steps are stored (random_agent False); DMC at action repeat 1 with the train ratio of
+# dmc_vision (256 -> 0.25 updates per frame).
 # Sizes default to size12m (V3's own default is 200m, far beyond one GPU-day of DMC).
 _V3 = {
     "model": {"latent": "categorical", "stoch": 32, "classes": 16, "unimix": 0.01, "cell": "block_gru",
               "blocks": 8, "deter": 2048, "hidden": 256, "units": 256, "cnn_depth": 16, "act": "silu",
               "norm": "rms", "prior_layers": 2, "kl": "dyn_rep", "free_nats": 1.0, "dyn_scale": 1.0,
               "rep_scale": 0.1, "kl_scale": 1.0, "obs_loss": "symlog_mse", "symlog_inputs": True,
-              "reward_head": "symexp_twohot", "reward_layers": 1, "mlp_layers": 3, "pcont": True, "conv": "dreamer_v3",
+              "reward_head": "symexp_twohot", "reward_layers": 1, "mlp_layers": 3, "vector_embed": "hidden",
+              "init": "dreamer_v3", "pcont": True, "conv": "dreamer_v3",
               "pcont_layers": 1, "pcont_scale": 1.0},
     "behavior": {"actor_dist": "bounded_normal", "actor_grad": "reinforce", "actor_entropy": 3e-4,
                  "actor_min_std": 0.1, "actor_max_std": 1.0, "actor_layers": 3, "value_layers": 3,
                  "critic_head": "symexp_twohot", "slow_critic": "ema", "slow_critic_rate": 0.02,
                  "slow_critic_every": 1, "slow_critic_reg": 1.0, "slow_critic_target": False,
-                 "return_norm": "percentile", "repval_scale": 0.3, "horizon": 15, "gamma": 1 - 1 / 333, "lambda_": 0.95, "expl": "none",
+                 "return_norm": "percentile", "repval_scale": 0.3, "repval_grad": True, "horizon": 15, "gamma": 1 - 1 / 333, "lambda_": 0.95, "expl": "none",
                  "eval_sample": True},
     "train": {"optimizer": "laprop", "lr": 4e-5, "agc": 0.3, "warmup": 1000, "laprop_eps": 1e-20,
-              "batch_size": 16, "seq_len": 64, "train_ratio": 0.125, "train_every": 10, "prefill": 5000,
-              "pretrain": 1, "replay_slices": "stream"},
+              "batch_size": 16, "seq_len": 64, "train_ratio": 0.25, "train_every": 10, "prefill": 1024,
+              "prefill_policy": "agent", "pretrain": 1, "replay_slices": "stream",
+              "slice_start_reset": True},
+    "env": {"action_repeat": 1},
     "run": {"algo": "dreamer_v3"},
 }
 
@@ -85,9 +94,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                        "behavior": {"actor_entropy": 1e-4},
                        "train": {"model_lr": 3e-4, "actor_lr": 8e-5, "value_lr": 8e-5, "prefill": 1000,
                                  "pretrain": 100}},
-        # dreamerv3 `dmc_vision`: train ratio 256; images use a plain MSE
-        "dreamer_v3": {"env": {"from_pixels": True, "action_repeat": 2}, "model": {"obs_loss": "mse"},
-                       "train": {"train_ratio": 0.125}},
+        # dreamerv3 `dmc_vision`: action repeat 1, train ratio 256; images use a plain MSE
+        "dreamer_v3": {"env": {"from_pixels": True, "action_repeat": 1}, "model": {"obs_loss": "mse"},
+                       "train": {"train_ratio": 0.25}},
     }},
     # DMC from the state vector. V1: free nats 1 instead of 3 (DreamerV2's proprio setting): a few state dims carry
     # under 3 nats per step, so with 3 free nats the KL term has no gradient and the prior is never trained
@@ -100,9 +109,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                        "behavior": {"actor_entropy": 1e-4},
                        "train": {"model_lr": 3e-4, "actor_lr": 8e-5, "value_lr": 8e-5, "prefill": 1000,
                                  "pretrain": 100}},
-        # dreamerv3 `dmc_proprio`: size1m, train ratio 1024 (0.5 updates per frame at action repeat 2)
-        "dreamer_v3": {"env": {"from_pixels": False}, "model": {"obs_loss": "symlog_mse"},
-                       "train": {"train_ratio": 0.5}},
+        # dreamerv3 `dmc_proprio`: size1m, action repeat 1, train ratio 1024 (one update per frame)
+        "dreamer_v3": {"env": {"from_pixels": False, "action_repeat": 1}, "model": {"obs_loss": "symlog_mse"},
+                       "train": {"train_ratio": 1.0}},
     }},
     # PlaNet's per-domain action repeats (cartpole 8, cheetah 4, ...).
     "planet_repeat": {"env": {"action_repeat": "planet"}},
@@ -149,19 +158,19 @@ PRESETS["atari"] = {"per_algo": {
     # (32 / (16·64) / 4 updates per frame), size200m.
     "dreamer_v3": {"env": {**_ATARI_ENV, "image_size": 96, "grayscale": True, "sticky_actions": 0.25,
                            "full_action_space": True},
-                   "train": {"train_ratio": 32 / 1024 / 4}, "run": {"steps": 204_000_000}},
+                   "train": {"train_ratio": 32 / 1024 / 4, "prefill": 4096}, "run": {"steps": 204_000_000}},
 }}
 # dreamerv3 configs.yaml `atari100k`: 64x64 colour, no sticky actions, the minimal action set, 30 no-ops, train
-# ratio 256 (0.0625 updates per frame), 100k agent steps = 400k frames.
+# ratio 256 (0.0625 updates per frame), 100k agent steps = 400k frames; training starts at 1024 agent steps.
 PRESETS["atari100k"] = {"env": {**_ATARI_ENV, "grayscale": False, "sticky_actions": 0.0, "full_action_space": False},
-                        "train": {"train_ratio": 256 / 1024 / 4}, "run": {"steps": 400_000}}
+                        "train": {"train_ratio": 256 / 1024 / 4, "prefill": 4096}, "run": {"steps": 400_000}}
 # Gymnasium tasks from their state vector, one frame per action. DreamerV3: size1m with train ratio 256 (0.25 updates
-# per frame; its bsuite config uses 1024, its default 32) and training from the first 1000 frames.
+# per frame; its bsuite config uses 1024, its default 32), training from 1024 frames as V3 itself.
 PRESETS["gym"] = {"per_algo": {
     "dreamer_v1": {"env": {"from_pixels": False, "action_repeat": 1}, "model": {"free_nats": 1.0}},
     "kl_balance": {"env": {"from_pixels": False, "action_repeat": 1}, "model": {"free_nats": 1.0}},
     "dreamer_v2": {"env": {"from_pixels": False, "action_repeat": 1}, "model": {"free_nats": 1.0}},
-    "dreamer_v3": {"env": {"from_pixels": False, "action_repeat": 1}, "train": {"train_ratio": 0.25, "prefill": 1000}},
+    "dreamer_v3": {"env": {"from_pixels": False, "action_repeat": 1}, "train": {"train_ratio": 0.25}},
 }}
 # PlaNet, camera-ready (google-research/planet HEAD, scripts/configs.py and the paper's appendix): CEM in latent space
 # for training and evaluation (horizon 12, 1000 candidates, 10 iterations, top 100, sum of predicted rewards),

@@ -15,7 +15,7 @@ def test_dreamer_v3_example_runs() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [dict(f.split("=", 1) for f in line.split()) for line in proc.stdout.splitlines()
              if line.startswith("frames=")]
-    assert [int(line["frames"]) for line in lines] == [200, 400, 600]  # 3 batches of 100 steps, action repeat 2
+    assert [int(line["frames"]) for line in lines] == [100, 200, 300]  # 3 batches of 100 steps, V3 action repeat 1
     losses = {k: float(v) for k, v in lines[-1].items() if k.startswith("loss/")}
     expected = {"loss/image", "loss/reward", "loss/dyn", "loss/rep", "loss/pcont", "loss/actor", "loss/value"}
     assert expected <= set(losses)

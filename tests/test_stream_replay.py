@@ -232,19 +232,23 @@ class TableCritic(nn.Module):
 def repval_targets(reward: list[list[float]], boot: list[list[float]], is_init: list[list[bool]] | None,
                    scale: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
     """``(targets R [B, T-1], loss)`` of :class:`ReplayValueLoss` with γ = λ = 0.5, read from its gradient at v = 0:
-    ``L = scale · mean_{b,t} [½ (R - v)² + ½ log 2π]``, so ``dL/dv_{b,t} = scale (v - R) / (B (T-1))``."""
+    ``L = scale · mean_{b,t} w_t [½ (R - v)² + ½ log 2π]``, so ``dL/dv_{b,t} = scale w_t (v - R) / (B (T-1))``.
+    ``w_t = 0`` on an episode's last row (``is_init_{t+1}``): its gradient must be 0 and its target reads NaN."""
     B, T = len(reward), len(reward[0])
     td = TensorDict({"feat": torch.randn(B, T, 3), "reward": torch.tensor(reward).unsqueeze(-1),
                      "terminated": torch.zeros(B, T, 1, dtype=torch.bool),
                      "bootstrap": torch.tensor(boot).unsqueeze(-1)}, [B, T])
+    weight = torch.ones(B, T - 1)
     if is_init is not None:
         td["is_init"] = torch.tensor(is_init).unsqueeze(-1)
+        weight = (~torch.tensor(is_init)[:, 1:]).float()
     critic = TableCritic(B, T)
     loss = ReplayValueLoss(critic, gamma=0.5, lambda_=0.5, scale=scale)(td)["loss_repval"]
     (grad,) = torch.autograd.grad(loss, critic.v)
-    targets = -grad[..., 0] * B * (T - 1) / scale
-    expected = scale * (0.5 * targets.square() + 0.5 * math.log(2 * math.pi)).mean()
-    torch.testing.assert_close(loss, expected)  # the loss is the unit-Gaussian NLL of these targets
+    assert (grad[..., 0][weight == 0] == 0).all(), "an episode's last row is not trained"
+    targets = torch.where(weight > 0, -grad[..., 0] * B * (T - 1) / scale, torch.nan)
+    expected = scale * (weight * (0.5 * targets.nan_to_num().square() + 0.5 * math.log(2 * math.pi))).mean()
+    torch.testing.assert_close(loss, expected)  # the loss is the weighted unit-Gaussian NLL of these targets
     return targets, loss
 
 
@@ -252,26 +256,30 @@ def test_replay_value_return_stops_where_a_new_episode_starts() -> None:
     """γ = λ = 0.5, r = [_, 1, 2], b = [10, 20, 30], nothing terminates.
 
     Uncut (as tests/test_v2_v3.py):  R_1 = 2 + 0.5 (0.5·30 + 0.5·30) = 17,  R_0 = 1 + 0.5 (0.5·20 + 0.5·17) = 10.25
-    is_init at t = 2 (s_1 -> s_2 is no transition):  R_1 = b_1 = 20,   R_0 = 1 + 0.5 (0.5·20 + 0.5·20) = 11
-    is_init at t = 1:                                  R_0 = b_0 = 10,   R_1 = 17 (uncut)
+    is_init at t = 2 (s_1 -> s_2 is no transition):  R_1 = b_1 (row 1 is its episode's last: weight 0),
+                                                       R_0 = 1 + 0.5 (0.5·20 + 0.5·20) = 11
+    is_init at t = 1:                                  R_0 = b_0 (weight 0),   R_1 = 17 (uncut)
     """
+    nan = float("nan")
     r, b = [[0.0, 1.0, 2.0]], [[10.0, 20.0, 30.0]]
     uncut = torch.tensor([[10.25, 17.0]])
     for flags in (None, [[False, False, False]], [[True, False, False]]):  # a slice-start flag changes nothing
         torch.testing.assert_close(repval_targets(r, b, flags)[0], uncut)
     cut2, _ = repval_targets(r, b, [[False, False, True]])
-    torch.testing.assert_close(cut2, torch.tensor([[11.0, 20.0]]))
-    torch.testing.assert_close(repval_targets(r, b, [[False, True, False]])[0], torch.tensor([[10.0, 17.0]]))
+    torch.testing.assert_close(cut2, torch.tensor([[11.0, nan]]), equal_nan=True)
+    torch.testing.assert_close(repval_targets(r, b, [[False, True, False]])[0], torch.tensor([[nan, 17.0]]),
+                               equal_nan=True)
     # past the cut nothing matters: the reward on the reset row and the next episode's bootstrap are ignored
     torch.testing.assert_close(repval_targets([[0.0, 1.0, 99.0]], [[10.0, 20.0, -50.0]], [[False, False, True]])[0],
-                               cut2)
+                               cut2, equal_nan=True)
     # rows of a batch are cut independently
     both, _ = repval_targets(r * 2, b * 2, [[False, False, False], [False, False, True]])
-    torch.testing.assert_close(both, torch.tensor([[10.25, 17.0], [11.0, 20.0]]))
+    torch.testing.assert_close(both, torch.tensor([[10.25, 17.0], [11.0, nan]]), equal_nan=True)
 
 
 def test_replay_value_loss_with_is_init_golden_with_a_gaussian_head() -> None:
-    """The same cut through a real ScalarHead: loss = 0.3 · mean_t [½ (R_t - v_t)² + ½ log 2π], R = [11, 20]."""
+    """The same cut through a real ScalarHead: loss = 0.3 · mean_t w_t [½ (R_t - v_t)² + ½ log 2π], R_0 = 11, w = [1, 0]
+    (row 1 is its episode's last)."""
     from dreamer_rl.nets.heads import ScalarHead
 
     torch.manual_seed(0)
@@ -284,9 +292,9 @@ def test_replay_value_loss_with_is_init_golden_with_a_gaussian_head() -> None:
                      "bootstrap": torch.tensor([[[10.0], [20.0], [30.0]]]),
                      "is_init": torch.tensor([[[False], [False], [True]]])}, [1, 3])
     loss = ReplayValueLoss(head, gamma=0.5, lambda_=0.5, scale=0.3)
-    for targets in (torch.tensor([11.0, 20.0]), None):
-        if targets is None:  # without the flag: the uncut recursion
+    for targets, weight in ((torch.tensor([11.0, 20.0]), torch.tensor([1.0, 0.0])), (None, None)):
+        if targets is None:  # without the flag: the uncut recursion, every row weighted
             del td["is_init"]
-            targets = torch.tensor([10.25, 17.0])
-        expected = 0.3 * (0.5 * (targets - v).square() + 0.5 * math.log(2 * math.pi)).mean()
+            targets, weight = torch.tensor([10.25, 17.0]), torch.ones(2)
+        expected = 0.3 * (weight * (0.5 * (targets - v).square() + 0.5 * math.log(2 * math.pi))).mean()
         torch.testing.assert_close(loss(td)["loss_repval"], expected)

@@ -7,7 +7,8 @@ TorchRL's transition layout, step ``k`` goes ``s_k --a_k--> s_{k+1}`` and earns 
     r_k = rew(s_{k+1}),   d_k = γ  (or cont(s_{k+1}) with a continuation head, trained towards γ(1 - terminated))
     v_k = V(s_k),  k = 0 .. H   (V's slow copy when ``slow_target``)
     G_k = r_k + d_k ((1 - λ) v_{k+1} + λ G_{k+1}),   G_H = v_H           (TD(λ), :func:`lambda_return`)
-    w_k = prod_{j<k} d_j                                                 (:func:`discount_weights`)
+    w_k = c_0 prod_{j<k} d_j,  c_0 = cont(s_0) (1 without a continuation head)   (:func:`discount_weights`; V3's
+          cumprod of cont over s_0 .. s_k: a start the model deems terminal weighs ~0)
     S   = 1, or DreamerV3's percentile range of G  (:class:`~dreamer_rl.losses.return_norm.PercentileReturnNorm`)
 
 The objective per step, by ``actor_grad``:
@@ -183,8 +184,10 @@ class ActorLoss(LossModule):
             reward = wm.reward(feat[1:])  # [H, N, 1]  r_k, earned on reaching s_{k+1}
             if self.reward_model is not None:
                 reward = self.reward_model.reward(feat[:-1], actions, reward)
+            start_cont = None
             if wm.pcont is not None:
-                discount = torch.sigmoid(wm.pcont(feat[1:]))  # trained towards γ (1 - terminated)
+                cont = torch.sigmoid(wm.pcont(feat))  # [H+1, N, 1], trained towards γ (1 - terminated)
+                discount, start_cont = cont[1:], cont[:1].detach()
             else:
                 discount = torch.full_like(reward, self.gamma)
             critic = self.slow_value if self.slow_target else self.value
@@ -203,6 +206,8 @@ class ActorLoss(LossModule):
             reward, discount, value = reward.detach(), discount.detach(), value.detach()
         returns = self.returns(reward, value, discount)  # [H, N, 1]
         weight = discount_weights(discount)  # [H, N, 1]
+        if start_cont is not None:  # a start state the model deems terminal weighs ~0 (V3: cumprod over s_0 .. s_k)
+            weight = weight * start_cont
         scale = self.return_norm(returns) if self.return_norm is not None else returns.new_ones(())
         objective = returns / scale if dynamics else returns.new_zeros(())
         state = feat[:-1].detach()

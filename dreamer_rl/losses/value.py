@@ -95,7 +95,11 @@ class ReplayValueLoss(LossModule):
     ``G_0`` of imagination started there, the bootstrap) and ``c_t = γ (1 - terminated_t)``:
 
         R_{T-1} = b_{T-1},   R_t = r_{t+1} + c_{t+1} ((1 - λ) b_{t+1} + λ R_{t+1})
-        L_repval = scale · mean_{b, t < T-1} [ ℓ(V(sg(s_t)), sg(R_t)) + β ℓ(V(sg(s_t)), sg(V_slow(s_t))) ]
+        L_repval = scale · mean_{b, t < T-1} w_t [ ℓ(V(s_t), sg(R_t)) + β ℓ(V(s_t), sg(V_slow(s_t))) ]
+
+``s_t`` is stop-gradient unless ``feat_grad`` (V3's ``repval_grad``: the loss then also shapes the world model's
+representation), and ``w_t = 0`` on an episode's last row in the slice (``is_init_{t+1}``, the author's ``~is_last``),
+else 1.
 
     (``dreamerv3/agent.py`` ``repl_loss``.) Where a slice crosses into a new episode (``is_init_{t+1}``, stream
     slices of :func:`~dreamer_rl.replay.make_replay_buffer`) there is no transition ``s_t -> s_{t+1}``: the return
@@ -119,9 +123,10 @@ class ReplayValueLoss(LossModule):
     out_keys = ["loss_repval"]
 
     def __init__(self, value: ScalarHead, *, gamma: float = 1 - 1 / 333, lambda_: float = 0.95, scale: float = 0.3,
-                 slow_value: nn.Module | None = None, slow_reg: float = 0.0) -> None:
+                 slow_value: nn.Module | None = None, slow_reg: float = 0.0, feat_grad: bool = False) -> None:
         super().__init__()
         self.value, self.slow_value, self.slow_reg = value, slow_value, slow_reg
+        self.feat_grad = feat_grad
         self.gamma, self.lambda_, self.scale = gamma, lambda_, scale
 
     @property
@@ -134,7 +139,8 @@ class ReplayValueLoss(LossModule):
 
     def forward(self, tensordict: TensorDictBase) -> TensorDict:  # noqa: D102
         k = self.tensor_keys
-        feat = tensordict.get(k.feat).detach()  # [B, T, F]
+        feat = tensordict.get(k.feat)  # [B, T, F]
+        feat = feat if self.feat_grad else feat.detach()
         reward = tensordict.get(k.reward).detach().to(feat.dtype)  # [B, T, 1]
         cont = self.gamma * (~tensordict.get(k.terminated).bool()).to(feat.dtype)
         boot = tensordict.get(k.bootstrap).detach()  # [B, T, 1]
@@ -142,10 +148,12 @@ class ReplayValueLoss(LossModule):
         tf = lambda x: x.transpose(0, 1)  # noqa: E731
         step_reward, step_cont = reward[:, 1:], cont[:, 1:]
         is_init = tensordict.get(k.is_init, None)
+        weight = None
         if is_init is not None:  # R_t = b_t where the slice enters a new episode at t + 1
             cut = is_init[:, 1:].bool()
             step_reward = torch.where(cut, boot[:, :-1], step_reward)
             step_cont = torch.where(cut, torch.zeros_like(step_cont), step_cont)
+            weight = (~cut).to(feat.dtype)[..., 0]  # an episode's last row has no loss (the author's ~is_last)
         targets = lambda_return(tf(step_reward), tf(boot[:, :-1]), tf(step_cont), boot[:, -1], self.lambda_)
         out = critic_output(self.value, feat[:, :-1])
         loss = critic_nll(self.value, out, tf(targets))  # [B, T-1]
@@ -153,4 +161,6 @@ class ReplayValueLoss(LossModule):
             with torch.no_grad():
                 slow = self.slow_value(feat[:, :-1])
             loss = loss + self.slow_reg * critic_nll(self.value, out, slow)
+        if weight is not None:
+            loss = loss * weight
         return TensorDict({"loss_repval": self.scale * loss.mean()}, batch_size=[])

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from dreamer_rl.nets.mlp import Activation, Norm, norm_act
+from dreamer_rl.nets.init import trunc_normal_in_
 
 CellKind = Literal["gru", "gru_ln", "block_gru"]
 
@@ -99,6 +100,18 @@ class BlockGRU(nn.Module):
         bound = 1 / math.sqrt(d)
         self.gates = nn.Parameter(torch.empty(g, d, 3 * d).uniform_(-bound, bound))
         self.gates_bias = nn.Parameter(torch.zeros(g, 3 * d))
+
+    @torch.no_grad()
+    def dreamer_v3_init(self) -> None:
+        """V3's block-linear kernels: fan-in the whole input width (``g (d + 3 hidden)`` for the hidden layer,
+        ``D`` for the gates), see :mod:`dreamer_rl.nets.init`; biases zero."""
+        fan_hidden = self.blocks * (self.deter // self.blocks + 3 * self.hidden)
+        trunc_normal_in_(self.hid_shared, fan_hidden)
+        trunc_normal_in_(self.hid_block, fan_hidden)
+        trunc_normal_in_(self.gates, self.deter)
+        self.gates_bias.zero_()
+        if self.hid_bias is not None:
+            self.hid_bias.zero_()
 
     def action_input(self, action: torch.Tensor) -> torch.Tensor:
         """``[..., A] -> [..., hidden]``; actions are scaled into [-1, 1] first (``a / max(1, |a|)``, as V3)."""

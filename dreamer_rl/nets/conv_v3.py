@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamer_rl.nets.conv import preprocess
+from dreamer_rl.nets.init import trunc_normal_in_
 from dreamer_rl.nets.mlp import Activation, activation
 from dreamer_rl.nets.norm_act import rms_norm_silu
 
@@ -135,6 +136,12 @@ class V3ConvDecoder(nn.Module):
                 layers.append(ChannelNormAct(out_ch, act))
             in_ch = out_ch
         self.net = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def dreamer_v3_init(self) -> None:
+        """V3's block-linear input map: fan-in the whole ``D`` (see :mod:`dreamer_rl.nets.init`); bias zero."""
+        trunc_normal_in_(self.space_deter, self.deter_dim)
+        self.space_deter_bias.zero_()
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102
         lead = feat.shape[:-1]

@@ -45,6 +45,7 @@ class ScalarHead(nn.Module):
         if kind == "symexp_twohot":
             nn.init.zeros_(self.net[-1].weight)
             nn.init.zeros_(self.net[-1].bias)
+            self.net[-1].zero_init = True  # V3's outscale 0: kept by dreamer_rl.nets.init.dreamer_v3_init
             self.register_buffer("bins", twohot_bins(bins), persistent=False)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102

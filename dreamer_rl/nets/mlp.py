@@ -58,14 +58,15 @@ def norm_act(kind: Norm, dim: int, act: Activation, eps: float = 1e-3) -> tuple[
 
 
 class MLP(nn.Sequential):
-    """``layers`` hidden layers ``act(norm(W x + b))`` of ``units``, then a linear output.
+    """``layers`` hidden layers ``act(norm(W x + b))`` of ``units``, then a linear output (``output=False``: none, the
+    last hidden layer is the output, as DreamerV3's vector encoder).
 
     Shapes: ``[..., in_dim] -> [..., out_dim]``; any number of leading dims (heads run over ``[B, T]`` or ``[H, N]``
     in one call). ``norm="none"`` reproduces the plain V1 MLP exactly (same modules, same initialisation order).
     """
 
     def __init__(self, in_dim: int, out_dim: int, *, units: int, layers: int, act: Activation = "elu",
-                 norm: Norm = "none") -> None:
+                 norm: Norm = "none", output: bool = True) -> None:
         modules: list[nn.Module] = []
         dim = in_dim
         for _ in range(layers):
@@ -75,7 +76,10 @@ class MLP(nn.Sequential):
                 modules.append(norm_module)
             modules.append(act_module)
             dim = units
-        modules.append(nn.Linear(dim, out_dim))
+        if output:
+            modules.append(nn.Linear(dim, out_dim))
+        elif out_dim != units:
+            raise ValueError(f"an MLP without an output layer ends in its {units} hidden units, not {out_dim}")
         super().__init__(*modules)
         self.in_dim, self.out_dim = in_dim, out_dim
 
