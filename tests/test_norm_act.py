@@ -46,6 +46,7 @@ def test_non_contiguous_input_and_small_rms() -> None:
         torch.testing.assert_close(got, want)
 
 
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")
 def test_mixed_precision_falls_back_to_the_composite() -> None:
     x = torch.randn(4, 8, dtype=torch.bfloat16)
     w = torch.ones(8)
