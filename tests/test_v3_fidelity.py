@@ -20,20 +20,15 @@ from dreamer_rl.losses import ActorLoss
 from dreamer_rl.nets.init import trunc_normal_in_
 from dreamer_rl.nets.norm_act import RMSNormSiLU
 from recipes.presets import apply_presets
+from tests.test_v2_v3 import make_batch
 
 
 def v3(*extra: str, **overrides: dict) -> Recipe:
     return Recipe.model_validate(deep_merge(apply_presets(["dreamer_v3", "dmc_proprio", *extra]), overrides))
 
 
-def batch(B: int = 2, T: int = 6, A: int = 1, obs_dim: int = 5) -> TensorDict:
-    g = torch.Generator().manual_seed(0)
-    is_init = torch.zeros(B, T, 1, dtype=torch.bool)
-    is_init[:, 0] = True
-    return TensorDict({"observation": torch.randn(B, T, obs_dim, generator=g),
-                       "action": torch.rand(B, T, A, generator=g) * 2 - 1,
-                       "reward": torch.randn(B, T, 1, generator=g), "is_init": is_init,
-                       "terminated": torch.zeros(B, T, 1, dtype=torch.bool)}, [B, T])
+def batch() -> TensorDict:
+    return make_batch(B=2, T=6, A=1, obs_dim=5)  # stored rows [B, T], a state vector, 1-D actions
 
 
 # ------------------------------------------------------------------------------------------------ initialisation
