@@ -102,12 +102,7 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
     value = (ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act, norm=m.norm,
                         bins=m.bins) if b.value_head else None)
     if m.init == "dreamer_v3":
-        for net in (wm, actor, value):
-            if net is not None:
-                dreamer_v3_init(net)
-        if actor is not None:
-            with torch.no_grad():
-                actor.net[-1].weight.mul_(0.01)  # V3's policy outscale: a near-uniform (discrete) or centred first policy
+        dreamer_v3_init(wm, value, policies=(actor,))
     slow = (SlowCritic(value, b.slow_critic, every=b.slow_critic_every, rate=b.slow_critic_rate)
             if b.slow_critic != "none" and value is not None else None)
     norm = (PercentileReturnNorm(decay=b.return_norm_decay, limit=b.return_norm_limit)
@@ -133,10 +128,7 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
             expl_value=ScalarHead(feat, kind=b.critic_head, units=units, layers=b.value_layers, act=m.act,
                                   norm=m.norm, bins=m.bins))
         if m.init == "dreamer_v3":
-            dreamer_v3_init(explore["expl_actor"])
-            dreamer_v3_init(explore["expl_value"])
-            with torch.no_grad():
-                explore["expl_actor"].net[-1].weight.mul_(0.01)
+            dreamer_v3_init(explore["expl_value"], policies=(explore["expl_actor"],))
     return Dreamer(wm, actor, value, slow, norm, space, planner, **explore)
 
 
@@ -204,7 +196,7 @@ class Learner(nn.Module):
             if not self.joint:  # separate optimisers free the world model's graph before the critic's step
                 raise UserError("behavior.repval_grad true needs the joint optimiser (train.optimizer laprop); "
                                 "set behavior.repval_grad false with train.optimizer adam")
-            self.world_model_loss.write_feat = True
+            self.world_model_loss.feat_graph = True
         if self.joint:
             params = [p for mod in (agent.world_model, agent.actor, agent.value) if mod is not None
                       for p in mod.parameters()]
@@ -243,12 +235,10 @@ class Learner(nn.Module):
         """The critic's loss on imagined states, plus V3's replay-value loss when enabled."""
         losses = dict(self.value_loss(imagined).items())
         if self.repval_loss is not None:
-            rssm, keys = self.agent.world_model.rssm, self.world_model_loss.tensor_keys
+            keys = self.world_model_loss.tensor_keys
             B, T = batch.shape[:2]
-            feat = (states.get(keys.posterior_feat) if self.world_model_loss.write_feat else
-                    rssm.feat(states.get(keys.posterior_stoch), states.get(keys.posterior_deter)))
             replay = TensorDict({
-                "feat": feat,
+                "feat": states.get(keys.posterior_feat),  # the world model's own features, no second concatenation
                 "reward": batch.get(keys.reward), "terminated": batch.get(keys.terminated),
                 "is_init": batch.get(keys.is_init),
                 "bootstrap": imagined["lambda_return"][0].reshape(B, T, 1),  # G_0 of imagination from each state

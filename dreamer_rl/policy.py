@@ -145,7 +145,7 @@ class DreamerPolicy(TensorDictModuleBase):
                 action = self.agent.actor(feat, sample=self.eval_sample)
             if space.discrete:
                 return space.epsilon_greedy(action, self.eval_noise), plan
-            return (action.clamp(-1, 1) if self.eval_sample and not planning else action), plan
+            return action.clamp(-1, 1), plan  # a sample may leave the range (V3's bounded normal); a mode does not
         if planning:
             action, plan = self._plan(deter, stoch, plan, batch)
         else:  # Plan2Explore collects with its exploration actor

@@ -72,8 +72,8 @@ class WorldModelLoss(LossModule):
         observation: ``o_t``, uint8 pixels ``[B, T, 3, 64, 64]`` or a float vector ``[B, T, D]``.
         action: ``a_{t-1}`` ``[B, T, A]``. reward: ``r_t`` ``[B, T, 1]``. is_init: ``[B, T, 1]`` bool.
         terminated: ``[B, T, 1]`` bool. posterior_deter / posterior_stoch: where the posterior states are written
-        (detached). posterior_feat: where ``feat = [z, h]`` ``[B, T, F]`` is written *with* its graph, only when
-        :attr:`write_feat` is set (V3's replay-value loss trains the world model through it).
+        (detached). posterior_feat: where ``feat = [z, h]`` ``[B, T, F]`` is written, detached unless
+        :attr:`feat_graph` is set (V3's replay-value loss then trains the world model through it).
         vector_observation: the vector part ``[B, T, D]`` beside pixels (read only by a model with ``vector_dim``).
         """
 
@@ -105,8 +105,8 @@ class WorldModelLoss(LossModule):
         self.overshooting, self.overshooting_scale = overshooting, overshooting_scale
         self.overshooting_reward_scale = overshooting_reward_scale
         self.global_kl_scale, self.tap_scale, self.tap_horizon = global_kl_scale, tap_scale, tap_horizon
-        #: also write the graph-connected posterior features under ``posterior_feat``
-        self.write_feat = False
+        #: write the posterior features under ``posterior_feat`` with their graph (else detached)
+        self.feat_graph = False
 
     @property
     def in_keys(self) -> list[NestedKey]:  # noqa: D102
@@ -189,8 +189,6 @@ class WorldModelLoss(LossModule):
             target = self.discount * (~tensordict.get(keys.terminated).bool()).to(torch.float32)
             pcont = F.binary_cross_entropy_with_logits(wm.pcont(feat), target)
             losses["loss_pcont"] = self.pcont_scale * pcont
-        out = TensorDict({keys.posterior_deter: states.deter.detach(), keys.posterior_stoch: states.stoch.detach()},
-                         batch_size=[B, T])
-        if self.write_feat:
-            out.set(keys.posterior_feat, feat)
+        out = TensorDict({keys.posterior_deter: states.deter.detach(), keys.posterior_stoch: states.stoch.detach(),
+                          keys.posterior_feat: feat if self.feat_graph else feat.detach()}, batch_size=[B, T])
         return TensorDict(losses, batch_size=[]), out

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 TRUNC_SCALE = 1.1368  # 1 / std of N(0, 1) truncated to [-2, 2]
+POLICY_OUTSCALE = 0.01  # configs.yaml policy.outscale: a near-uniform (discrete) or centred first policy
 
 
 @torch.no_grad()
@@ -38,12 +39,20 @@ def trunc_normal_in_(tensor: torch.Tensor, fan_in: int, scale: float = 1.0) -> t
 
 
 @torch.no_grad()
-def dreamer_v3_init(root: nn.Module) -> None:
-    """Re-initialise every layer under ``root`` as DreamerV3 does (the caller scales output layers).
+def dreamer_v3_init(*nets: nn.Module | None, policies: tuple[nn.Module | None, ...] = ()) -> None:
+    """Re-initialise every layer of ``nets`` and ``policies`` as DreamerV3 does (``None`` entries are skipped); a
+    policy's last layer (``policy.net[-1]``) is then scaled by :data:`POLICY_OUTSCALE`."""
+    for net in nets + policies:
+        if net is not None:
+            _init_tree(net)
+    for policy in policies:
+        if policy is not None:
+            policy.net[-1].weight.mul_(POLICY_OUTSCALE)
 
-    Dense and convolution layers are handled here; modules of other shapes through their ``dreamer_v3_init()``;
-    layers marked ``zero_init`` keep their zeros.
-    """
+
+def _init_tree(root: nn.Module) -> None:
+    """Dense and convolution layers here; modules of other shapes through their ``dreamer_v3_init()``; layers
+    marked ``zero_init`` keep their zeros."""
     for module in root.modules():
         if getattr(module, "zero_init", False):
             continue
