@@ -20,7 +20,7 @@ from tensordict import TensorDict, TensorDictBase
 
 from benchmarks.speed_harness import time_update
 from dreamer_rl.agent import Learner, build_dreamer
-from dreamer_rl.checkpoint import load_checkpoint
+from dreamer_rl.checkpoint import load_agent_weights, load_checkpoint
 from dreamer_rl.config import Recipe
 from dreamer_rl.runtime import flush_denormals
 
@@ -99,7 +99,7 @@ def _time_learner(state: dict[str, Any] | None, recipe: Recipe, obs_key: str, ob
     agent = build_dreamer(recipe, obs_shape, action_dim).to(device)
     learner = Learner(agent, recipe, obs_key=obs_key)
     if state is not None:
-        agent.load_state_dict(state["agent"])
+        load_agent_weights(agent, state["agent"], "the checkpoint")
         learner.load_optim_state(state["optim"])
     if keep_denormals:
         flush_denormals(False)  # the Learner turned flushing on

@@ -47,6 +47,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def load_agent_weights(agent: torch.nn.Module, weights: dict[str, Any], source: str | Path) -> None:
+    """``agent.load_state_dict(weights)``; weights of another network layout (a checkpoint written by an earlier
+    dreamer_rl whose layers have since changed, e.g. V3's biases before its norms) raise a one-line
+    :class:`UserError` naming what differs, instead of a state-dict traceback."""
+    mine, theirs = set(agent.state_dict()), set(weights)
+    missing, unexpected = sorted(mine - theirs), sorted(theirs - mine)
+    if missing or unexpected:
+        diff = "; ".join(f"{what} {len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                         for what, names in (("missing", missing), ("unexpected", unexpected)) if names)
+        raise UserError(f"{source} holds a network of another layout than this dreamer_rl builds for its recipe "
+                        f"({diff}): resume it with the version that wrote it, or start a new run")
+    try:
+        agent.load_state_dict(weights)
+    except RuntimeError as exc:  # same names, other shapes
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise UserError(f"{source} holds a network of another layout than this dreamer_rl builds for its recipe "
+                        f"({first}): resume it with the version that wrote it, or start a new run") from None
+
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy, torch (and CUDA) generator states."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}

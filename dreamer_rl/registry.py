@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from dreamer_rl.checkpoint import save_checkpoint
+from dreamer_rl.checkpoint import load_agent_weights, save_checkpoint
 from dreamer_rl.errors import UserError
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def rebuild_agent(state: dict[str, Any], device: str | torch.device = "cpu") -> 
     recipe = Recipe.model_validate(state["recipe"])
     space = ActionSpace(**{**state["action_space"], "sizes": tuple(state["action_space"]["sizes"])})
     agent = build_dreamer(recipe, tuple(state["obs_shape"]), space, int(state["vector_dim"]))
-    agent.load_state_dict(state["agent"])
+    load_agent_weights(agent, state["agent"], "the checkpoint")
     return agent.to(device).eval()
 
 

@@ -44,7 +44,7 @@ from torch import nn
 
 from dreamer_rl.nets.distributions import gaussian_kl
 from dreamer_rl.nets.cells import CellKind, make_transition
-from dreamer_rl.nets.mlp import Activation, Norm, norm_act
+from dreamer_rl.nets.mlp import Activation, Norm, norm_act, pre_norm_bias
 from dreamer_rl.nets.outputs import categorical_kl, unimix_logits
 
 LatentKind = Literal["gaussian", "categorical"]
@@ -79,7 +79,7 @@ class RSSMStates(NamedTuple):
 def _hidden(in_dim: int, hidden: int, layers: int, act: Activation, norm: Norm) -> nn.Sequential:
     mods: list[nn.Module] = []
     for _ in range(layers):
-        mods += [nn.Linear(in_dim, hidden, bias=norm == "none"), *norm_act(norm, hidden, act)]
+        mods += [nn.Linear(in_dim, hidden, bias=pre_norm_bias(norm)), *norm_act(norm, hidden, act)]
         in_dim = hidden
     return nn.Sequential(*mods)
 
@@ -120,7 +120,7 @@ class RSSM(nn.Module):
         self.prior_hidden = _hidden(deter, hidden, prior_layers, act, norm)
         self.prior_out = nn.Linear(hidden, self.stats_dim)
         # posterior q(z | h, e) = act(norm(W_h h + W_e e + b)), W_e e computed for all T at once.
-        self.post_in_deter = nn.Linear(deter, hidden, bias=norm == "none")
+        self.post_in_deter = nn.Linear(deter, hidden, bias=pre_norm_bias(norm))
         self.post_in_embed = nn.Linear(embed_dim, hidden, bias=False)
         self.post_norm, self.act = norm_act(norm, hidden, act)
         self.post_out = nn.Linear(hidden, self.stats_dim)

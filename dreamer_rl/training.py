@@ -38,7 +38,8 @@ from tqdm import tqdm
 
 from dreamer_rl.action_space import ActionSpace
 from dreamer_rl.agent import Dreamer, Learner, build_dreamer
-from dreamer_rl.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from dreamer_rl.checkpoint import (load_agent_weights, load_checkpoint, rng_state, save_checkpoint, seed_everything,
+                                   set_rng_state)
 from dreamer_rl.config import Recipe, known_fields
 from dreamer_rl.errors import UserError
 from dreamer_rl.policy import DreamerPolicy, with_recurrent_state
@@ -209,7 +210,7 @@ class Run:
                                     streams=t.replay_slices == "stream",
                                     extra_keys=PHYSICS_KEYS if recipe.tracking.collect_latents else ())
         if resume_state is not None:
-            self.agent.load_state_dict(resume_state["agent"])
+            load_agent_weights(self.agent, resume_state["agent"], f"the checkpoint of run {self.dir}")
             self.learner.load_optim_state(resume_state["optim"])
             restore_replay(self.buffer, resume_state["replay"])
             self.writer.load_state_dict(resume_state["writer"])

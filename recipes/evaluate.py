@@ -13,7 +13,7 @@ import numpy as np
 
 from dreamer_rl.action_space import ActionSpace
 from dreamer_rl.agent import build_dreamer
-from dreamer_rl.checkpoint import load_checkpoint, seed_everything
+from dreamer_rl.checkpoint import load_agent_weights, load_checkpoint, seed_everything
 from dreamer_rl.config import Recipe
 from dreamer_rl.policy import DreamerPolicy
 from dreamer_rl.training import default_env_fn, evaluate, resolve_device
@@ -42,7 +42,7 @@ def evaluate_checkpoint(path: Path, video: str | None = None, episodes: int | No
     vector_dim = (int(env.observation_spec["observation"].shape[-1]) if obs_key == "pixels" and "observation" in
                   spec_keys else 0)
     agent = build_dreamer(recipe, obs_shape, space, vector_dim).to(device)
-    agent.load_state_dict(state["agent"])
+    load_agent_weights(agent, state["agent"], f"checkpoint {path}")
     policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval", eval_noise=recipe.behavior.eval_noise,
                            eval_sample=recipe.behavior.eval_sample)
     n = episodes if episodes is not None else recipe.run.eval_episodes

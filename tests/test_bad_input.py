@@ -85,3 +85,24 @@ def test_changed_recipe_refuses_to_resume(tmp_path: Path) -> None:
     assert result.returncode == 2 and "different recipe (train.batch_size)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert ckpt.read_bytes() == before and not (tmp_path / "mlflow").exists()
+
+
+def test_weights_of_another_layout_are_one_clear_error() -> None:
+    """A checkpoint from before V3's pre-norm biases (or any layer change) is refused by name, not by traceback."""
+    import torch
+
+    from dreamer_rl.agent import build_dreamer
+    from dreamer_rl.checkpoint import load_agent_weights
+    from dreamer_rl.config import Recipe
+    from dreamer_rl.errors import UserError
+    from recipes.presets import apply_presets
+
+    agent = build_dreamer(Recipe.model_validate(apply_presets(["dreamer_v3", "dmc_proprio", "debug"])), (5,), 1)
+    old = {k: v for k, v in agent.state_dict().items() if k != "world_model.encoder.0.bias"}
+    with pytest.raises(UserError, match=r"runs/x.*another layout.*missing 1 \(world_model.encoder.0.bias\)"):
+        load_agent_weights(agent, old, "runs/x")
+    wrong = dict(agent.state_dict(), **{"world_model.encoder.0.bias": torch.zeros(3)})
+    with pytest.raises(UserError, match=r"another layout.*size mismatch") as info:
+        load_agent_weights(agent, wrong, "runs/x")
+    assert "\n" not in str(info.value)
+    load_agent_weights(agent, agent.state_dict(), "runs/x")  # its own weights load

@@ -66,8 +66,8 @@ def test_fused_mlp_keeps_the_unfused_state_dict_and_output() -> None:
     """A checkpoint written with separate ``RMSNorm`` + ``SiLU`` modules loads into the fused MLP unchanged."""
     torch.manual_seed(0)
     fused = MLP(10, 3, units=16, layers=2, act="silu", norm="rms")
-    unfused = nn.Sequential(nn.Linear(10, 16, bias=False), nn.RMSNorm(16, eps=1e-3), nn.SiLU(),
-                            nn.Linear(16, 16, bias=False), nn.RMSNorm(16, eps=1e-3), nn.SiLU(), nn.Linear(16, 3))
+    unfused = nn.Sequential(nn.Linear(10, 16), nn.RMSNorm(16, eps=1e-4), nn.SiLU(),
+                            nn.Linear(16, 16), nn.RMSNorm(16, eps=1e-4), nn.SiLU(), nn.Linear(16, 3))
     with torch.no_grad():
         for p in unfused.parameters():
             p.uniform_(-0.5, 1.0)

@@ -87,6 +87,30 @@ def test_untrained_v3_policy_is_near_uniform_and_centred() -> None:
     assert agent.actor(feat, sample=False).abs().max().item() < 0.05
 
 
+# ------------------------------------------------------------------------------------------------ norms
+def test_v3_norms_have_eps_1e4_and_a_bias_before_each() -> None:
+    """The author's ``nn.Norm`` (eps 1e-4) follows ``Linear``/``Conv2D`` layers that keep their bias; every hidden
+    layer of a V3 agent, from pixels and from state, is so (V2's LayerNorm GRU keeps 1e-3)."""
+    from dreamer_rl.nets.conv_v3 import ChannelNormAct
+
+    recipe = Recipe.model_validate(apply_presets(["dreamer_v3", "dmc_vision", "debug"]))
+    for agent in (build_dreamer(v3("debug"), (5,), 1), build_dreamer(recipe, (3, 64, 64), 1)):
+        norms = [m for m in agent.modules() if isinstance(m, (RMSNormSiLU, nn.RMSNorm))]
+        norms += [m.norm for m in agent.modules() if isinstance(m, ChannelNormAct)]
+        assert len(norms) > 10 and all(m.eps == 1e-4 for m in norms)
+        layers = {n: m for n, m in agent.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))}
+        # the posterior's ``W [h, e] + b`` is two summed linears; the bias sits in the ``h`` one
+        assert [n for n, m in layers.items() if m.bias is None] == ["world_model.rssm.post_in_embed"]
+        cell = agent.world_model.rssm.transition
+        assert cell.hid_bias is not None  # the block-linear hidden layer before its norm
+        with torch.no_grad():  # the bias is not cancelled by RMSNorm: it moves the output
+            before = cell.in_deter(torch.zeros(3, cell.deter)).clone()
+            cell.in_deter[0].bias.fill_(0.5)
+            assert not torch.allclose(cell.in_deter(torch.zeros(3, cell.deter)), before)
+    v2 = build_dreamer(Recipe.model_validate(apply_presets(["dreamer_v2", "dmc_proprio", "debug"])), (5,), 1)
+    assert all(m.eps == 1e-3 for m in v2.modules() if isinstance(m, nn.LayerNorm))
+
+
 # ------------------------------------------------------------------------------------------------ vector encoder
 def test_v3_vector_encoder_embeds_through_its_last_normalised_layer() -> None:
     torch.manual_seed(0)

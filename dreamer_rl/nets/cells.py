@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from dreamer_rl.nets.mlp import Activation, Norm, norm_act
+from dreamer_rl.nets.mlp import Activation, Norm, norm_act, pre_norm_bias
 from dreamer_rl.nets.init import trunc_normal_in_
 
 CellKind = Literal["gru", "gru_ln", "block_gru"]
@@ -61,7 +61,7 @@ class GRUTransition(nn.Module):
                  norm: Norm = "none", layer_norm_gru: bool = False) -> None:
         super().__init__()
         # img_in(cat(z, a)) = W_z z + W_a a + b, split so W_a a is computed for all T at once.
-        self.img_in_stoch = nn.Linear(stoch, hidden, bias=norm == "none")
+        self.img_in_stoch = nn.Linear(stoch, hidden, bias=pre_norm_bias(norm))
         self.img_in_action = nn.Linear(action_dim, hidden, bias=False)
         self.img_in_norm, self.act = norm_act(norm, hidden, act)
         self.cell: nn.Module = LayerNormGRUCell(hidden, deter) if layer_norm_gru else nn.GRUCell(hidden, deter)
@@ -85,16 +85,16 @@ class BlockGRU(nn.Module):
             raise ValueError(f"block_gru: deter {deter} is not divisible by blocks {blocks}")
         self.blocks, self.deter, self.hidden = blocks, deter, hidden
         g, d = blocks, deter // blocks
-        self.in_deter = nn.Sequential(nn.Linear(deter, hidden, bias=norm == "none"), *norm_act(norm, hidden, act))
-        self.in_stoch = nn.Sequential(nn.Linear(stoch, hidden, bias=norm == "none"), *norm_act(norm, hidden, act))
-        self.in_action = nn.Sequential(nn.Linear(action_dim, hidden, bias=norm == "none"), *norm_act(norm, hidden, act))
+        self.in_deter = nn.Sequential(nn.Linear(deter, hidden, bias=pre_norm_bias(norm)), *norm_act(norm, hidden, act))
+        self.in_stoch = nn.Sequential(nn.Linear(stoch, hidden, bias=pre_norm_bias(norm)), *norm_act(norm, hidden, act))
+        self.in_action = nn.Sequential(nn.Linear(action_dim, hidden, bias=pre_norm_bias(norm)), *norm_act(norm, hidden, act))
         # Block-linear hidden layer: block g maps [h_g (d), x (3 hidden)] -> d. The x part is shared by all blocks,
         # so its weights form one dense [3 hidden, D] matrix; the h_g part is block-diagonal [g, d, d].
         fan_in = d + 3 * hidden
         bound = 1 / math.sqrt(fan_in)
         self.hid_shared = nn.Parameter(torch.empty(3 * hidden, deter).uniform_(-bound, bound))
         self.hid_block = nn.Parameter(torch.empty(g, d, d).uniform_(-bound, bound))
-        self.hid_bias = nn.Parameter(torch.zeros(deter)) if norm == "none" else None
+        self.hid_bias = nn.Parameter(torch.zeros(deter)) if pre_norm_bias(norm) else None
         self.hid_norm, self.hid_act = norm_act(norm, deter, act)
         # Block-linear gates: block g maps its d hidden units to its 3d gate pre-activations.
         bound = 1 / math.sqrt(d)

@@ -1,7 +1,8 @@
 """DreamerV3's image encoder and decoder (``dreamerv3/rssm.py`` ``Encoder`` / ``Decoder``, the ``simple`` variant).
 
 Channels per stage ``c_i = depth · mults_i`` (``mults = (2, 3, 4, 4)``), kernel 5, RMSNorm over channels, then the
-activation (SiLU in V3's configs). Shapes for 64x64 frames: 64 -> 32 -> 16 -> 8 -> 4; for the 96x96 frames of V3's
+activation (SiLU in V3's configs); RMSNorm's eps is 1e-4 and every convolution keeps its bias, as the author's
+``nn.Conv2D`` / ``nn.Norm`` defaults. Shapes for 64x64 frames: 64 -> 32 -> 16 -> 8 -> 4; for the 96x96 frames of V3's
 Atari config: 96 -> 48 -> 24 -> 12 -> 6.
 
 Encoder: ``x = pixels / 255 - 0.5``; per stage ``x = act(norm(down(conv_5x5(x))))`` where ``down`` is a 2x2 max-pool
@@ -35,7 +36,7 @@ MULTS = (2, 3, 4, 4)
 class ChannelRMSNorm(nn.Module):
     """RMSNorm over the channel dim of ``[N, C, H, W]`` maps (the author normalises the last, channel, axis)."""
 
-    def __init__(self, channels: int, eps: float = 1e-3) -> None:
+    def __init__(self, channels: int, eps: float = 1e-4) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
         self.eps = eps
@@ -54,7 +55,7 @@ class ChannelNormAct(nn.Module):
     channel-dim version and 3x eager autograd on a ``[1024, 32, 32, 32]`` map on one CPU thread).
     """
 
-    def __init__(self, channels: int, act: Activation, eps: float = 1e-3) -> None:
+    def __init__(self, channels: int, act: Activation, eps: float = 1e-4) -> None:
         super().__init__()
         self.norm = ChannelRMSNorm(channels, eps)
         self.fused = act == "silu"
@@ -80,8 +81,7 @@ class V3ConvEncoder(nn.Module):
         in_ch = channels
         for mult in mults:
             out_ch = depth * mult
-            layers.append(nn.Conv2d(in_ch, out_ch, kernel, stride=2 if strided else 1, padding=kernel // 2,
-                                    bias=False))
+            layers.append(nn.Conv2d(in_ch, out_ch, kernel, stride=2 if strided else 1, padding=kernel // 2))
             if not strided:
                 layers.append(nn.MaxPool2d(2))
             layers.append(ChannelNormAct(out_ch, act))
@@ -118,20 +118,20 @@ class V3ConvDecoder(nn.Module):
         bound = 1 / math.sqrt(deter_dim // blocks)
         self.space_deter = nn.Parameter(torch.empty(blocks, deter_dim // blocks, u // blocks).uniform_(-bound, bound))
         self.space_deter_bias = nn.Parameter(torch.zeros(blocks, u // blocks))
-        self.space_stoch = nn.Sequential(nn.Linear(stoch_dim, 2 * units, bias=False), nn.RMSNorm(2 * units, eps=1e-3),
+        self.space_stoch = nn.Sequential(nn.Linear(stoch_dim, 2 * units), nn.RMSNorm(2 * units, eps=1e-4),
                                          activation(act), nn.Linear(2 * units, u))
         self.space_norm_act = ChannelNormAct(self.top, act)
         layers: list[nn.Module] = []
         in_ch = self.top
         outs = [*reversed(depths[:-1]), channels]
         for i, out_ch in enumerate(outs):
-            last = i == len(outs) - 1  # the image layer: a bias, no norm or activation (sigmoid follows)
+            last = i == len(outs) - 1  # the image layer: no norm or activation (sigmoid follows)
             if strided:
                 layers.append(nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=2, padding=kernel // 2,
-                                                 output_padding=1, bias=last))
+                                                 output_padding=1))
             else:
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                           nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=last)]
+                           nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2)]
             if not last:
                 layers.append(ChannelNormAct(out_ch, act))
             in_ch = out_ch

@@ -1,7 +1,9 @@
 """Multi-layer perceptrons and normalisation layers used for every vector encoder, decoder and head.
 
 A hidden layer is ``act(norm(W x + b))``: Dreamer V1 uses no norm and ELU; DreamerV2's heads use ELU (LayerNorm
-in its GRU); DreamerV3 uses RMSNorm and SiLU everywhere (its dense layers drop the bias when a norm follows).
+in its GRU); DreamerV3 uses RMSNorm (eps 1e-4) and SiLU everywhere, and its dense and conv layers keep their bias
+before the norm (``embodied/jax/nets.py``: ``Linear(bias=True)`` then ``Norm('rms')``). RMSNorm does not subtract
+the mean, so that bias is a real parameter there; before a LayerNorm it would cancel, so those layers have none.
 """
 
 from __future__ import annotations
@@ -30,12 +32,23 @@ def activation(name: Activation) -> nn.Module:
     return {"elu": nn.ELU, "relu": nn.ReLU}[name](inplace=True)
 
 
-def norm_layer(kind: Norm, dim: int, eps: float = 1e-3) -> nn.Module:
+NORM_EPS: dict[str, float] = {"layer": 1e-3, "rms": 1e-4}
+"""Each norm's eps as its authors set it: Keras' LayerNorm default (DreamerV2), ``nn.Norm.eps`` (DreamerV3)."""
+
+
+def pre_norm_bias(kind: Norm) -> bool:
+    """Whether the linear or conv layer in front of a ``kind`` norm has a bias: not before LayerNorm (its mean
+    subtraction cancels a bias), yes before RMSNorm (DreamerV3 keeps it) or no norm."""
+    return kind != "layer"
+
+
+def norm_layer(kind: Norm, dim: int, eps: float | None = None) -> nn.Module:
     """``LayerNorm`` / ``RMSNorm`` over the last dim (learned scale; LayerNorm also a shift), or identity.
 
-    RMSNorm: ``x / sqrt(mean(x²) + eps) * g`` (DreamerV3's ``norm: rms``, eps 1e-4 there for its outputs; 1e-3 is
-    the author's LayerNorm eps in DreamerV2).
+    RMSNorm: ``x / sqrt(mean(x²) + eps) * g`` (DreamerV3's ``norm: rms``). ``eps=None``: the kind's own
+    (:data:`NORM_EPS`).
     """
+    eps = NORM_EPS.get(kind, 0.0) if eps is None else eps
     if kind == "none":
         return nn.Identity()
     if kind == "layer":
@@ -45,7 +58,7 @@ def norm_layer(kind: Norm, dim: int, eps: float = 1e-3) -> nn.Module:
     raise ValueError(f"norm {kind!r}; available: 'none', 'layer', 'rms'")
 
 
-def norm_act(kind: Norm, dim: int, act: Activation, eps: float = 1e-3) -> tuple[nn.Module, nn.Module]:
+def norm_act(kind: Norm, dim: int, act: Activation, eps: float | None = None) -> tuple[nn.Module, nn.Module]:
     """``(norm, act)`` modules of a hidden layer, applied as ``act(norm(x))``.
 
     RMSNorm + SiLU (DreamerV3's every hidden layer) is one fused module (:class:`~dreamer_rl.nets.norm_act.RMSNormSiLU`,
@@ -53,7 +66,7 @@ def norm_act(kind: Norm, dim: int, act: Activation, eps: float = 1e-3) -> tuple[
     ``Sequential`` and the state-dict keys (``<i>.weight``) stay those of the separate pair.
     """
     if kind == "rms" and act == "silu":
-        return RMSNormSiLU(dim, eps), nn.Identity()
+        return RMSNormSiLU(dim, NORM_EPS["rms"] if eps is None else eps), nn.Identity()
     return norm_layer(kind, dim, eps), activation(act)
 
 
@@ -70,7 +83,7 @@ class MLP(nn.Sequential):
         modules: list[nn.Module] = []
         dim = in_dim
         for _ in range(layers):
-            modules.append(nn.Linear(dim, units, bias=norm == "none"))
+            modules.append(nn.Linear(dim, units, bias=pre_norm_bias(norm)))
             norm_module, act_module = norm_act(norm, units, act)
             if norm != "none":
                 modules.append(norm_module)

@@ -67,7 +67,7 @@ def rms_norm_silu(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Te
 class RMSNormSiLU(nn.Module):
     """``silu(RMSNorm(x))`` over the last dim, with :class:`torch.nn.RMSNorm`'s parameter (``weight``) and eps."""
 
-    def __init__(self, dim: int, eps: float = 1e-3) -> None:
+    def __init__(self, dim: int, eps: float = 1e-4) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps

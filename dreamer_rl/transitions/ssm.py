@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dreamer_rl.nets.mlp import Activation, Norm, norm_act
+from dreamer_rl.nets.mlp import Activation, Norm, norm_act, pre_norm_bias
 from dreamer_rl.transitions.base import TransitionModel
 
 
@@ -32,7 +32,7 @@ class SSMTransition(nn.Module):
     def __init__(self, stoch: int, action_dim: int, hidden: int, *, act: Activation, norm: Norm,
                  min_std: float) -> None:
         super().__init__()
-        self.in_stoch = nn.Linear(stoch, hidden, bias=norm == "none")
+        self.in_stoch = nn.Linear(stoch, hidden, bias=pre_norm_bias(norm))
         self.in_action = nn.Linear(action_dim, hidden, bias=False)
         self.norm, self.act = norm_act(norm, hidden, act)
         self.out = nn.Linear(hidden, 2 * stoch)
@@ -58,7 +58,7 @@ class SSM(TransitionModel):
         super().__init__(action_dim, variables=stoch, stoch=stoch, deter=2 * stoch, feat_dim=stoch,
                          min_std=min_std, mean_only=mean_only)
         self.transition = SSMTransition(stoch, action_dim, hidden, act=act, norm=norm, min_std=min_std)
-        self.post_in_prior = nn.Linear(2 * stoch, hidden, bias=norm == "none")
+        self.post_in_prior = nn.Linear(2 * stoch, hidden, bias=pre_norm_bias(norm))
         self.post_in_embed_layer = nn.Linear(embed_dim, hidden, bias=False)
         self.post_norm, self.act = norm_act(norm, hidden, act)
         self.post_out = nn.Linear(hidden, 2 * stoch)
