@@ -70,9 +70,16 @@ def infer_dims(recipe: Recipe, stored: dict[str, torch.Tensor]) -> tuple[tuple[i
     return obs_shape, found["A"].pop()
 
 
+def context_sizes(recipe: Recipe, agent: torch.nn.Module) -> tuple[int, int] | None:
+    """``(D, S)`` of the replay context a recipe's batches carry (``train.replay_context``), else None."""
+    rssm = agent.world_model.rssm
+    return (rssm.deter, rssm.stoch) if recipe.train.replay_context else None
+
+
 def random_batch_fn(obs_key: str, obs_shape: tuple[int, ...], action_dim: int, batch_size: int, seq_len: int,
-                    device: torch.device) -> Callable[[], TensorDictBase]:
-    """Random stored rows ``[B, T]`` as the replay buffer yields them (uint8 pixels or a float vector)."""
+                    device: torch.device, context: tuple[int, int] | None = None) -> Callable[[], TensorDictBase]:
+    """Random stored rows ``[B, T]`` as the replay buffer yields them (uint8 pixels or a float vector); with
+    ``context = (D, S)`` also the stored start states (float16, deter in [-1, 1], one-hot-sized zeros)."""
 
     def make_batch() -> TensorDictBase:
         B, T = batch_size, seq_len
@@ -80,13 +87,17 @@ def random_batch_fn(obs_key: str, obs_shape: tuple[int, ...], action_dim: int, b
                else torch.randn(B, T, *obs_shape))
         is_init = torch.zeros(B, T, 1, dtype=torch.bool)
         is_init[:, 0] = True  # every sequence starts an episode
-        return TensorDict({
+        rows = TensorDict({
             obs_key: obs,
             "action": torch.rand(B, T, action_dim) * 2 - 1,
             "reward": torch.randn(B, T, 1),
             "is_init": is_init,
             "terminated": torch.zeros(B, T, 1, dtype=torch.bool),
-        }, [B, T]).to(device)
+        }, [B, T])
+        if context is not None:
+            rows["context_deter"] = (torch.rand(B, T, context[0]) * 2 - 1).half()
+            rows["context_stoch"] = torch.zeros(B, T, context[1], dtype=torch.float16)
+        return rows.to(device)
 
     return make_batch
 
@@ -116,7 +127,9 @@ def checkpoint_speed(path: Path, warmup: int = 1, iters: int = 3, device: str = 
     obs_key = state.get("obs_key") or ("pixels" if recipe.env.from_pixels else "observation")
     obs_shape, action_dim = infer_dims(recipe, state["agent"])
     dev = torch.device(device)
-    make_batch = random_batch_fn(obs_key, obs_shape, action_dim, recipe.train.batch_size, recipe.train.seq_len, dev)
+    context = context_sizes(recipe, build_dreamer(recipe, obs_shape, action_dim))
+    make_batch = random_batch_fn(obs_key, obs_shape, action_dim, recipe.train.batch_size, recipe.train.seq_len, dev,
+                                 context)
     args = (recipe, obs_key, obs_shape, action_dim, make_batch, warmup, iters, dev, keep_denormals)
     fresh = _time_learner(None, *args)
     trained = _time_learner(state, *args)

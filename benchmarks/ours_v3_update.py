@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from tensordict import TensorDictBase
 
-from benchmarks.checkpoint_update import random_batch_fn
+from benchmarks.checkpoint_update import context_sizes, random_batch_fn
 from dreamer_rl.agent import Learner, build_dreamer
 from dreamer_rl.config import Recipe, deep_merge
 from recipes.presets import PRESETS
@@ -35,7 +35,8 @@ def build_ours_v3_update(batch_size: int = 16, seq_len: int = 64, deter: int = 2
     torch.manual_seed(0)
     agent = build_dreamer(recipe, (3, 64, 64), action_dim).to(device)
     learner = Learner(agent, recipe, obs_key="pixels")
-    make_batch = random_batch_fn("pixels", (3, 64, 64), action_dim, batch_size, seq_len, device)
+    make_batch = random_batch_fn("pixels", (3, 64, 64), action_dim, batch_size, seq_len, device,
+                                 context_sizes(recipe, agent))
 
     def update(batch: TensorDictBase) -> None:
         metrics = learner.update(batch)

@@ -174,7 +174,8 @@ class Learner(nn.Module):
                                                overshooting=m.overshooting, overshooting_scale=m.overshooting_scale,
                                                global_kl_scale=m.global_kl_scale, tap_scale=m.tap_scale,
                                                tap_horizon=m.tap_horizon,
-                                               overshooting_reward_scale=m.overshooting_reward_scale)
+                                               overshooting_reward_scale=m.overshooting_reward_scale,
+                                               replay_context=t.replay_context > 0)
         self.world_model_loss.set_keys(observation=obs_key)
         # without an actor (PlaNet) only the world model learns; without a critic (``actor``) the actor maximises
         # imagined returns without a bootstrap

@@ -282,6 +282,10 @@ class TrainConfig(_Section):
     slice_start_reset: bool = Field(
         False, description="mark each training slice's first row an episode start: the model starts it from the "
         "zero state and zero previous action (DreamerV3 without replay context; V1, V2 keep the stored action)")
+    replay_context: int = Field(
+        0, description="1: each training slice starts from the model state stored with its first row (the acting "
+        "policy's posterior, refreshed by every update that trains on the row before; DreamerV3's replay_context); "
+        "0: from the zero state", ge=0, le=1)
     keep_freed_memory: bool = Field(
         True, description="keep freed activation memory for the next update (glibc; avoids page-fault storms)")
 
@@ -347,6 +351,13 @@ class Recipe(_Section):
                              f"64 or model.conv dreamer_v3")
         if self.env.from_pixels and self.model.conv == "dreamer_v3" and size % 16:
             raise ValueError(f"model.conv 'dreamer_v3' needs env.image_size divisible by 16 (64, 96, ...), got {size}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_slice_start(self) -> "Recipe":
+        if self.train.replay_context and self.train.slice_start_reset:
+            raise ValueError("train.replay_context 1 starts each slice from its stored state, train.slice_start_reset "
+                             "true from the zero state: set one of them off")
         return self
 
     @model_validator(mode="after")

@@ -20,6 +20,9 @@ key               dtype, shape           meaning
                                          (the :class:`SliceSampler` ``traj_key``)
 ``step_count``    int64 ``[1]``          position of the row in its stored episode: 0 on the reset row
                                          (the ``step_key`` of the fragmented sampler, TorchRL's name)
+``context_deter`` float16 ``[D]``        only with replay context (``StepRowWriter(context=True)``):
+``context_stoch`` float16 ``[S]``        the model state ``(h_{t-1}, z_{t-1})`` row ``t``'s filter step
+                                         starts from; zeros on an ``is_init`` row
 ================  =====================  ===========================================================
 
 Every observation is stored exactly once: the reset observation and every next observation.
@@ -88,9 +91,10 @@ from torchrl.data import LazyMemmapStorage, RoundRobinWriter, TensorDictReplayBu
 from torchrl.data.replay_buffers.samplers import SliceSampler
 
 from dreamer_rl.errors import UserError
-from dreamer_rl.replay_rows import ROW_KEYS, StepRowWriter
+from dreamer_rl.replay_rows import CONTEXT_KEYS, ROW_KEYS, StepRowWriter
 
 __all__ = [
+    "CONTEXT_KEYS",
     "ROW_KEYS",
     "EpisodeSliceSampler",
     "StepRowWriter",
@@ -98,6 +102,7 @@ __all__ = [
     "replay_state",
     "restore_replay",
     "sample_sequences",
+    "write_context",
     "stored_bytes",
 ]
 
@@ -338,3 +343,23 @@ def stored_bytes(buffer: TensorDictReplayBuffer) -> int:
         total += (size // leaf.shape[0]) * length
     return total
 
+
+def write_context(buffer: TensorDictReplayBuffer, index: torch.Tensor, deter: torch.Tensor,
+                  stoch: torch.Tensor) -> None:
+    """Store a trained slice's posterior states as the replay context of the rows that follow them.
+
+    DreamerV3 (``replay_context 1``) writes the states its world-model loss filtered back into the replay, so a
+    later slice starting at one of these rows begins from a recent model state instead of zeros. Row ``t + 1``'s
+    context is the posterior at row ``t``: ``context[index[:, 1:]] = (deter, stoch)[:, :-1]`` (the slice's last
+    state has no following row in the slice and is not written).
+
+    :param index: ``[B, T, 1]`` (or ``[B, T]``) storage slots of a :func:`sample_sequences` batch.
+    :param deter: ``[B, T, D]``, ``stoch`` ``[B, T, S]``: the posterior states of that batch (detached).
+    """
+    data = _storage_td(buffer)
+    if data is None or CONTEXT_KEYS[0] not in data.keys():
+        raise ValueError("write_context: the buffer stores no replay context; write its rows with "
+                         "StepRowWriter(context=True)")
+    slots = index.reshape(index.shape[0], index.shape[1])[:, 1:].reshape(-1).cpu()
+    for key, value in zip(CONTEXT_KEYS, (deter, stoch), strict=True):
+        data[key][slots] = value[:, :-1].reshape(slots.numel(), -1).to("cpu", torch.float16)

@@ -12,10 +12,14 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 
-__all__ = ["ROW_KEYS", "StepRowWriter"]
+__all__ = ["CONTEXT_KEYS", "ROW_KEYS", "StepRowWriter"]
 
 #: The keys every stored row carries besides the observation keys.
 ROW_KEYS: tuple[str, ...] = ("action", "reward", "is_init", "terminated", "truncated", "episode", "step_count")
+#: The stored replay context (``context=True``): the model state ``(h_{t-1}, z_{t-1})`` a row's filter step starts from.
+CONTEXT_KEYS: tuple[str, str] = ("context_deter", "context_stoch")
+#: Where the acting policy leaves its posterior state of a transition's root observation (:mod:`dreamer_rl.policy`).
+_POLICY_STATE = (("next", "recurrent", "deter"), ("next", "recurrent", "stoch"))
 
 
 def _flag(tensor: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
@@ -54,6 +58,14 @@ class StepRowWriter:
     ``reward_clip`` (``"tanh"`` or ``"sign"``, the seeds' ``clip_rewards``) clips the stored reward. The env's own
     rewards, and so every reported return, stay raw.
 
+    Replay context (``context=True``, DreamerV3's ``replay_context``): every row also gets ``context_deter``
+    ``[D]`` and ``context_stoch`` ``[S]`` (float16), the model state ``(h_{t-1}, z_{t-1})`` its filter step starts
+    from: the posterior the acting policy computed for the previous row's observation, which transition ``i``
+    carries under ``("next", "recurrent", "deter" | "stoch")`` (the state after ``o_i``, stored with the row of
+    ``next.o_i``); zeros on a reset row (the model resets there). Training writes fresher states back
+    (:func:`dreamer_rl.replay.write_context`), and a slice starts from its first row's context instead of zeros.
+    float16 holds ``h`` (in [-1, 1]) to 3 decimal digits and a one-hot ``z`` exactly, at half the bytes.
+
     Streams (``streams=True``, for slices that cross episode boundaries, DreamerV3's replay): every row also gets
     ``stream`` (int64 ``[]``), the id of its env's row stream in this writer's life, and ``stream_step`` (int64
     ``[1]``), its position in that stream (0, 1, 2, ... across episodes). A restored writer
@@ -61,10 +73,10 @@ class StepRowWriter:
     """
 
     def __init__(self, obs_keys: Sequence[str] = ("pixels",), reward_clip: str = "none", streams: bool = False,
-                 extra_keys: Sequence[str] = ()) -> None:
+                 extra_keys: Sequence[str] = (), context: bool = False) -> None:
         if reward_clip not in ("none", "tanh", "sign"):
             raise ValueError(f"reward_clip must be 'none', 'tanh' or 'sign', got {reward_clip!r}")
-        self.reward_clip, self.streams = reward_clip, streams
+        self.reward_clip, self.streams, self.context = reward_clip, streams, context
         self._next_stream = 0
         self._stream: list[int] = []  # per env: stream id
         self._stream_step: list[int] = []  # per env: stream_step of the env's next row
@@ -182,6 +194,13 @@ class StepRowWriter:
         out["truncated"] = on_next_rows(truncated.unsqueeze(-1), torch.bool)
         out["episode"] = episode
         out["step_count"] = step.unsqueeze(-1)
+        if self.context:
+            for key, source in zip(CONTEXT_KEYS, _POLICY_STATE, strict=True):
+                state = td.get(source, None)
+                if state is None:
+                    raise KeyError(f"StepRowWriter(context=True) needs the policy's state {source} in the "
+                                   f"transitions (dreamer_rl.policy.DreamerPolicy writes it)")
+                out[key] = on_next_rows(state, torch.float16)  # reset rows: zeros
         if self.streams:
             out["stream"] = torch.full((n_rows,), self._stream[env], dtype=torch.int64, device=device)
             first = self._stream_step[env]

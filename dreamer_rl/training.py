@@ -44,7 +44,8 @@ from dreamer_rl.config import Recipe, known_fields
 from dreamer_rl.errors import UserError
 from dreamer_rl.policy import DreamerPolicy, with_recurrent_state
 from dreamer_rl.provenance import provenance_tags
-from dreamer_rl.replay import StepRowWriter, make_replay_buffer, replay_state, restore_replay, sample_sequences
+from dreamer_rl.replay import (StepRowWriter, make_replay_buffer, replay_state, restore_replay, sample_sequences,
+                               write_context)
 from dreamer_rl.tracking import Tracker
 from dreamer_rl.video import openloop_frames, to_hwc_uint8
 
@@ -208,7 +209,8 @@ class Run:
                                          slices=t.replay_slices)
         self.writer = StepRowWriter(obs_keys=self.obs_keys, reward_clip=recipe.env.reward_clip,
                                     streams=t.replay_slices == "stream",
-                                    extra_keys=PHYSICS_KEYS if recipe.tracking.collect_latents else ())
+                                    extra_keys=PHYSICS_KEYS if recipe.tracking.collect_latents else (),
+                                    context=t.replay_context > 0)
         if resume_state is not None:
             load_agent_weights(self.agent, resume_state["agent"], f"the checkpoint of run {self.dir}")
             self.learner.load_optim_state(resume_state["optim"])
@@ -336,6 +338,10 @@ class Run:
             batch = sample_sequences(self.buffer, t.batch_size, t.seq_len, self.device)
             for k, v in self.learner.update(batch).items():
                 sums[k] = sums.get(k, 0) + v
+            if t.replay_context:  # the states just filtered become the context of the rows after them
+                states, keys = self.learner.last_states, self.learner.world_model_loss.tensor_keys
+                write_context(self.buffer, batch.get("index"), states.get(keys.posterior_deter),
+                              states.get(keys.posterior_stoch))
             tr = self.recipe.tracking
             if tr.collect_latents and self.counters.updates % tr.collect_latents_every == 0:
                 self._save_latents(batch, self.counters.updates)

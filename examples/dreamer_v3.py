@@ -9,7 +9,9 @@ loop (:mod:`dreamer_rl.training`). The pieces:
 - TorchRL ``Collector``: steps the env with the policy, yields ``[N]`` transitions ``(o_t, a_t, ("next", ...))``;
 - ``StepRowWriter``: transitions -> stored rows ``(o_t, a_{t-1}, r_t, is_init_t, ...)``, each observation once;
 - TorchRL ``TensorDictReplayBuffer`` + ``SliceSampler``: samples ``B`` slices of ``T`` rows within one episode;
-- ``Learner.update``: world-model, actor and critic losses, one backward, one LaProp step over all modules (V3).
+- ``Learner.update``: world-model, actor and critic losses, one backward, one LaProp step over all modules (V3);
+- replay context (V3's ``replay_context 1``): rows also store the model state they start from
+  (``StepRowWriter(context=True)``), and ``write_context`` puts each update's filtered states back into the buffer.
 
     python examples/dreamer_v3.py
 """
@@ -23,7 +25,7 @@ from torchrl.data import LazyTensorStorage, SliceSampler, TensorDictReplayBuffer
 from dreamer_rl.agent import Learner, build_dreamer
 from dreamer_rl.config import Recipe
 from dreamer_rl.policy import DreamerPolicy
-from dreamer_rl.replay import StepRowWriter
+from dreamer_rl.replay import StepRowWriter, write_context
 from envs import make_env
 from recipes.presets import apply_presets
 
@@ -56,7 +58,8 @@ def main(batches: int = 3, frames_per_batch: int = 100, updates_per_batch: int =
         sampler=SliceSampler(slice_len=t.seq_len, traj_key="episode", strict_length=True),
         batch_size=t.batch_size * t.seq_len,
     )
-    to_rows = StepRowWriter(obs_keys=("observation",))
+    context = t.replay_context > 0  # the preset's: slices start from the state stored with their first row
+    to_rows = StepRowWriter(obs_keys=("observation",), context=context)
 
     out: dict[str, float] = {}
     for i, transitions in enumerate(collector):
@@ -65,6 +68,9 @@ def main(batches: int = 3, frames_per_batch: int = 100, updates_per_batch: int =
         for _ in range(updates_per_batch):
             batch = buffer.sample().reshape(t.batch_size, t.seq_len)  # [B, T] rows
             metrics = learner.update(batch)
+            if context:  # the states this update filtered become the stored context of the rows after them
+                states = learner.last_states
+                write_context(buffer, batch["index"], states["posterior", "deter"], states["posterior", "stoch"])
         out = {"frames": (i + 1) * frames_per_batch * e.action_repeat}  # env frames, after action repeat
         out.update({k.removeprefix("train/"): v.item() for k, v in metrics.items() if k.startswith("train/loss/")})
         if verbose:

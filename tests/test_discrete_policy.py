@@ -225,7 +225,11 @@ def test_learner_update_on_discrete_batch_reaches_the_actor(actor_grad: str, siz
     wake_heads(agent)
     learner = Learner(agent, recipe, obs_key="observation")
     assert learner.actor_loss.actor_grad == actor_grad and learner.repval_loss is not None
-    metrics = learner.update(random_discrete_batch(sizes))
+    batch = random_discrete_batch(sizes)
+    rssm = agent.world_model.rssm  # V3's replay context: zero stored start states
+    batch["context_deter"] = torch.zeros(*batch.shape, rssm.deter, dtype=torch.float16)
+    batch["context_stoch"] = torch.zeros(*batch.shape, rssm.stoch, dtype=torch.float16)
+    metrics = learner.update(batch)
     assert all(torch.isfinite(v).all() for v in metrics.values()), metrics
     grads = [p.grad for p in agent.actor.parameters()]
     assert all(g is not None for g in grads)

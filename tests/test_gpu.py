@@ -14,7 +14,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from benchmarks.checkpoint_update import random_batch_fn
+from benchmarks.checkpoint_update import context_sizes, random_batch_fn
 from dreamer_rl.agent import Dreamer, build_dreamer
 from dreamer_rl.config import Recipe
 from dreamer_rl.policy import DreamerPolicy
@@ -63,7 +63,7 @@ def test_cuda_networks_match_cpu_and_a_full_update_runs() -> None:
 
     learner = Learner(cuda_agent, recipe, obs_key="pixels")
     batch = random_batch_fn("pixels", (3, 64, 64), 2, recipe.train.batch_size, recipe.train.seq_len,
-                            torch.device("cuda"))()
+                            torch.device("cuda"), context_sizes(recipe, cuda_agent))()
     before = [p.detach().clone() for p in cuda_agent.parameters()]
     metrics = learner.update(batch)
     assert all(torch.isfinite(v).item() and v.device.type == "cuda" for v in metrics.values())
@@ -93,7 +93,7 @@ def test_v2_v3_update_on_cuda_is_finite_and_free_of_host_syncs(algo: str) -> Non
     agent = build_dreamer(recipe, (3, 64, 64), 2).cuda()
     learner = Learner(agent, recipe, obs_key="pixels")
     batch = random_batch_fn("pixels", (3, 64, 64), 2, recipe.train.batch_size, recipe.train.seq_len,
-                            torch.device("cuda"))()
+                            torch.device("cuda"), context_sizes(recipe, agent))()
     learner.update(batch)  # first call: lazy initialisation may sync
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

@@ -44,15 +44,26 @@ V2 = recipe("dreamer_v2", "dmc_proprio", "debug")
 V3 = recipe("dreamer_v3", "dmc_proprio", "debug")
 
 
-def make_batch(B: int = 3, T: int = 6, A: int = 2, obs_dim: int = 5, seed: int = 0) -> TensorDict:
-    """Stored rows ``[B, T]`` with a state-vector observation (as tests/test_losses.py)."""
+def make_batch(B: int = 3, T: int = 6, A: int = 2, obs_dim: int = 5, seed: int = 0,
+               context: tuple[int, int] | None = None) -> TensorDict:
+    """Stored rows ``[B, T]`` with a state-vector observation (as tests/test_losses.py); with ``context = (D, S)``
+    also zero stored start states (``train.replay_context``, V3's preset)."""
     g = torch.Generator().manual_seed(seed)
     is_init = torch.zeros(B, T, 1, dtype=torch.bool)
     is_init[:, 0] = True
-    return TensorDict({"observation": torch.randn(B, T, obs_dim, generator=g),
+    rows = TensorDict({"observation": torch.randn(B, T, obs_dim, generator=g),
                        "action": torch.rand(B, T, A, generator=g) * 2 - 1,
                        "reward": torch.randn(B, T, 1, generator=g), "is_init": is_init,
                        "terminated": torch.zeros(B, T, 1, dtype=torch.bool)}, [B, T])
+    if context is not None:
+        rows["context_deter"] = torch.zeros(B, T, context[0], dtype=torch.float16)
+        rows["context_stoch"] = torch.zeros(B, T, context[1], dtype=torch.float16)
+    return rows
+
+
+def context_of(agent: Dreamer) -> tuple[int, int]:
+    """``(D, S)`` of ``agent``'s model state, the sizes of its stored replay context."""
+    return agent.world_model.rssm.deter, agent.world_model.rssm.stoch
 
 
 def posterior_states(agent: Dreamer, B: int = 2, T: int = 3, seed: int = 0) -> TensorDict:
@@ -577,7 +588,7 @@ def test_v2_v3_losses_train_only_their_own_module(algo: str) -> None:
     assert slow is not None and (agent.return_norm is not None) == (algo == "dreamer_v3")
     assert learner.actor_loss.actor_grad == ("reinforce" if algo == "dreamer_v3" else "dynamics")
 
-    losses, states = learner.world_model_loss(make_batch())
+    losses, states = learner.world_model_loss(make_batch(context=context_of(agent)))
     sum(v for k, v in losses.items() if k.startswith("loss_")).backward()
     expected = {n for n, _ in wm.named_parameters()}
     if algo == "dreamer_v3":  # the two-hot reward head's output layer starts at zero: nothing reaches below it yet
@@ -617,7 +628,7 @@ def test_v3_joint_update_moves_everything_and_the_slow_critic_follows_by_ema() -
     # layers let gradients reach the layers below them only once they have moved: three updates move everything.
     for step in range(3):
         slow_before = params(agent.slow_value.copy)
-        metrics = learner.update(make_batch(seed=step))
+        metrics = learner.update(make_batch(seed=step, context=context_of(agent)))
         assert all(torch.isfinite(v).all() for v in metrics.values()), metrics
         assert {"train/loss/dyn", "train/loss/rep", "train/loss/pcont", "train/return_scale"} <= set(metrics)
         critic = params(agent.value)
@@ -783,9 +794,11 @@ def test_losses_declare_in_and_out_keys_and_set_keys_remaps() -> None:
     agent = build_dreamer(V3, (5,), 2)
     learner = Learner(agent, V3, obs_key="observation")
     wm_loss, actor_loss, value_loss = learner.world_model_loss, learner.actor_loss, learner.value_loss
-    assert wm_loss.in_keys == ["observation", "action", "reward", "is_init", "terminated"]
+    assert wm_loss.in_keys == ["observation", "action", "reward", "is_init", "context_deter", "context_stoch",
+                               "terminated"]
     assert wm_loss.out_keys == ["loss_image", "loss_reward", "loss_dyn", "loss_rep", "loss_pcont", "kl"]
-    losses, states = wm_loss(make_batch())
+    ctx = context_of(agent)
+    losses, states = wm_loss(make_batch(context=ctx))
     assert set(losses.keys()) == set(wm_loss.out_keys)
     assert actor_loss.in_keys == [("posterior", "deter"), ("posterior", "stoch")]
     actor_losses, imagined = actor_loss(states)
@@ -799,13 +812,13 @@ def test_losses_declare_in_and_out_keys_and_set_keys_remaps() -> None:
     # set_keys remaps what is read
     wm_loss.set_keys(observation="obs")
     assert wm_loss.in_keys[0] == "obs" and "observation" not in wm_loss.in_keys
-    batch = make_batch()
+    batch = make_batch(context=ctx)
     batch.rename_key_("observation", "obs")
     torch.manual_seed(0)
     renamed, _ = wm_loss(batch)
     torch.manual_seed(0)
     wm_loss.set_keys(observation="observation")
-    original, _ = wm_loss(make_batch())
+    original, _ = wm_loss(make_batch(context=ctx))
     torch.testing.assert_close(renamed["loss_image"], original["loss_image"])
 
 

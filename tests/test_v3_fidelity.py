@@ -20,15 +20,16 @@ from dreamer_rl.losses import ActorLoss
 from dreamer_rl.nets.init import trunc_normal_in_
 from dreamer_rl.nets.norm_act import RMSNormSiLU
 from recipes.presets import apply_presets
-from tests.test_v2_v3 import make_batch
+from tests.test_v2_v3 import context_of, make_batch
 
 
 def v3(*extra: str, **overrides: dict) -> Recipe:
     return Recipe.model_validate(deep_merge(apply_presets(["dreamer_v3", "dmc_proprio", *extra]), overrides))
 
 
-def batch() -> TensorDict:
-    return make_batch(B=2, T=6, A=1, obs_dim=5)  # stored rows [B, T], a state vector, 1-D actions
+def batch(agent=None) -> TensorDict:
+    """Stored rows [B, T], a state vector, 1-D actions (and zero stored start states for ``agent``)."""
+    return make_batch(B=2, T=6, A=1, obs_dim=5, context=context_of(agent) if agent is not None else None)
 
 
 # ------------------------------------------------------------------------------------------------ initialisation
@@ -135,7 +136,7 @@ def test_replay_value_loss_reaches_the_world_model_only_with_repval_grad(repval_
     with torch.no_grad():  # a zero-initialised two-hot output passes no gradient back; give the critic an opinion
         agent.value.net[-1].weight.normal_(0.0, 0.1)
     learner = Learner(agent, recipe, obs_key="observation")
-    data = batch()
+    data = batch(agent)
     _, states = learner.world_model_loss(data)
     _, imagined = learner.actor_loss(states)
     repval = learner._critic_losses(data, states, imagined)["loss_repval"]
@@ -181,8 +182,7 @@ def test_slice_start_reset_ignores_the_stored_previous_action(reset: bool) -> No
     and zero action, so the action stored in row 0 (a_{-1}, from before the slice) changes nothing; without it, it
     does (V1, V2)."""
     torch.manual_seed(0)
-    recipe = v3("debug", train={"slice_start_reset": reset})
-    assert v3().train.slice_start_reset
+    recipe = v3("debug", train={"slice_start_reset": reset, "replay_context": 0})
     agent = build_dreamer(recipe, (5,), 1)
     learner = Learner(agent, recipe, obs_key="observation")
     data = batch()

@@ -21,6 +21,10 @@ tap_horizon rows, × tap_scale) of :mod:`dreamer_rl.losses.tap`.
 
 Only termination (not time-limit truncation) trains the continuation target towards zero.
 
+Replay context (``replay_context=True``, DreamerV3's ``replay_context 1``): the filter starts each slice from the
+state stored with its first row, ``(h, z) = (context_deter, context_stoch)[:, 0]`` (see
+:func:`dreamer_rl.replay.write_context`), instead of zeros; ``is_init`` still resets it at an episode start.
+
 The batch must be stored rows (above), not TorchRL's transition layout (``o_t, a_t, ("next", r_{t+1}),
 ("next", o_{t+1})``): a batch carrying ``("next", <observation>)`` or ``("next", "reward")`` is refused with an error
 naming :class:`~dreamer_rl.replay.StepRowWriter`, which turns collector output into rows. Pixels may be uint8
@@ -75,6 +79,8 @@ class WorldModelLoss(LossModule):
         (detached). posterior_feat: where ``feat = [z, h]`` ``[B, T, F]`` is written, detached unless
         :attr:`feat_graph` is set (V3's replay-value loss then trains the world model through it).
         vector_observation: the vector part ``[B, T, D]`` beside pixels (read only by a model with ``vector_dim``).
+        context_deter / context_stoch: the stored start state ``[B, T, D]`` / ``[B, T, S]`` of each row (read only
+        with :attr:`replay_context`, at ``t = 0``).
         """
 
         observation: NestedKey = "pixels"
@@ -86,6 +92,8 @@ class WorldModelLoss(LossModule):
         posterior_deter: NestedKey = ("posterior", "deter")
         posterior_stoch: NestedKey = ("posterior", "stoch")
         posterior_feat: NestedKey = ("posterior", "feat")
+        context_deter: NestedKey = "context_deter"
+        context_stoch: NestedKey = "context_stoch"
 
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
@@ -95,7 +103,7 @@ class WorldModelLoss(LossModule):
                  pcont_scale: float = 10.0, discount: float = 0.99, kl_balance: float = 0.8, free_avg: bool = True,
                  dyn_scale: float = 1.0, rep_scale: float = 0.1, overshooting: int = 0,
                  overshooting_scale: float = 1.0, global_kl_scale: float = 0.0, tap_scale: float = 0.0,
-                 tap_horizon: int = 10, overshooting_reward_scale: float = 0.0) -> None:
+                 tap_horizon: int = 10, overshooting_reward_scale: float = 0.0, replay_context: bool = False) -> None:
         super().__init__()
         self.world_model = world_model
         self.kl_kind, self.free_nats, self.kl_scale = kl_kind, free_nats, kl_scale
@@ -107,6 +115,8 @@ class WorldModelLoss(LossModule):
         self.global_kl_scale, self.tap_scale, self.tap_horizon = global_kl_scale, tap_scale, tap_horizon
         #: write the posterior features under ``posterior_feat`` with their graph (else detached)
         self.feat_graph = False
+        #: start each slice from its first row's stored context instead of the zero state
+        self.replay_context = replay_context
 
     @property
     def in_keys(self) -> list[NestedKey]:  # noqa: D102
@@ -114,6 +124,8 @@ class WorldModelLoss(LossModule):
         keys = [k.observation, k.action, k.reward, k.is_init]
         if self.world_model.vector_dim:
             keys.append(k.vector_observation)
+        if self.replay_context:
+            keys += [k.context_deter, k.context_stoch]
         return keys + [k.terminated] if self.world_model.pcont is not None else keys
 
     @property
@@ -171,7 +183,15 @@ class WorldModelLoss(LossModule):
         B, T = tensordict.shape[:2]
         target = wm.target(obs)  # float, converted once: [B, T, 3, 64, 64] in [-0.5, 0.5] or [B, T, D]
         vector = tensordict.get(keys.vector_observation) if wm.vector_dim else None
-        states = wm.observe(target, action, is_init, preprocessed=True, vector=vector)
+        start = None
+        if self.replay_context:
+            deter, stoch = tensordict.get(keys.context_deter, None), tensordict.get(keys.context_stoch, None)
+            if deter is None or stoch is None:
+                raise KeyError(f"WorldModelLoss(replay_context=True) reads each slice's start state from "
+                               f"{keys.context_deter!r} and {keys.context_stoch!r}; store rows with "
+                               f"StepRowWriter(context=True), or set train.replay_context 0")
+            start = (deter[:, 0].to(target.dtype), stoch[:, 0].to(target.dtype))
+        states = wm.observe(target, action, is_init, start, preprocessed=True, vector=vector)
         feat = wm.rssm.feat(states.stoch, states.deter)  # [B, T, F]
         pred = wm.decoder(feat)
         image = wm.obs_nll(target, pred)
