@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default=None, help="game, e.g. pong or ms_pacman (same as --env.task atari_pong)")
     args = parser.parse_args(argv)
     task = None if args.task is None else args.task if args.task.startswith("atari_") else f"atari_{args.task}"
-    if task is None and getattr(args, "env.task") is None:
+    if task is None and getattr(args, "env.task") is None and not args.eval:  # (--eval: the checkpoint's task)
         setattr(args, "env.task", "atari_pong")
     return run_main(args, suite="atari", task=task, default_presets=("dreamer_v3", "atari100k"),
                     base=ATARI_BASE, check=_known_game, report=human_normalized_summary)

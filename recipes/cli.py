@@ -146,6 +146,10 @@ def make_recipe(*presets: str, overrides: dict[str, Any] | None = None,
         raise UserError(format_validation_error(err)) from None
 
 
+#: The options ``--eval`` applies on top of the checkpoint's stored recipe (every other one is refused).
+EVAL_OPTIONS = ("run.eval_episodes", "run.device", "behavior.eval_sample", "behavior.eval_noise")
+
+
 def resolve_recipe(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Recipe:
     """Presets in order, then dotted overrides, validated into a frozen :class:`Recipe` (one-line errors)."""
     overrides: dict[str, Any] = {}
@@ -184,7 +188,15 @@ def run_main(args: argparse.Namespace, *, suite: str, task: str | None, default_
             if not args.checkpoint:
                 raise UserError("--eval needs --checkpoint PATH (a runs/<name>/checkpoints/latest.pt file, or a "
                                 "registered model models:/<name>/<version>)")
-            given = resolve_recipe(args).run  # validates --run.* like a training run (one-line errors)
+            resolved = resolve_recipe(args)  # validates the options like a training run (one-line errors)
+            given, behavior = resolved.run, resolved.behavior
+            ignored = [f"--{name}" for name, _ in _leaf_fields(Recipe)
+                       if getattr(args, name, None) is not None and name not in EVAL_OPTIONS]
+            ignored += [f"--preset {' '.join(args.preset)}"] * bool(args.preset) + ["--task"] * (task is not None)
+            if ignored:
+                what = ", ".join(ignored)
+                raise UserError(f"--eval uses the recipe stored in the checkpoint, so {what} would change nothing; "
+                                f"with --eval give only {', '.join('--' + n for n in EVAL_OPTIONS)}")
             episodes = given.eval_episodes if args.__dict__["run.eval_episodes"] is not None else None
             checkpoint, video = Path(args.checkpoint), args.video
             from dreamer_rl.registry import is_model_uri, registered_checkpoint
@@ -192,7 +204,9 @@ def run_main(args: argparse.Namespace, *, suite: str, task: str | None, default_
             if is_model_uri(args.checkpoint):  # a registered model (--tracking.register true)
                 checkpoint = registered_checkpoint(args.checkpoint)
                 video = video or f"eval_{args.checkpoint.split(':/', 1)[1].replace('/', '_').replace('@', '_')}.mp4"
-            evaluate_checkpoint(checkpoint, video=video, episodes=episodes, device=given.device)
+            given_b = {k: getattr(behavior, k) if args.__dict__[f"behavior.{k}"] is not None else None
+                       for k in ("eval_sample", "eval_noise")}
+            evaluate_checkpoint(checkpoint, video=video, episodes=episodes, device=given.device, **given_b)
             return 0
         if task is not None:
             setattr(args, "env.task", task)

@@ -23,10 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_checkpoint(path: Path, video: str | None = None, episodes: int | None = None,
-                        device: str = "auto") -> float:
+                        device: str = "auto", eval_sample: bool | None = None, eval_noise: float | None = None
+                        ) -> float:
     """Evaluate the agent in checkpoint ``path``; returns the mean return.
 
-    ``episodes`` defaults to the stored recipe's ``run.eval_episodes``. ``device`` (auto, cpu or cuda) is where the
+    ``episodes`` defaults to the stored recipe's ``run.eval_episodes``; ``eval_sample`` (sample the actor instead of
+    its mode) and ``eval_noise`` (test-time ε for one-hot actions) to the stored ``behavior.eval_sample`` /
+    ``behavior.eval_noise``. ``device`` (auto, cpu or cuda) is where the
     agent runs now, whatever device trained it: the checkpoint is read onto the CPU first, so a GPU-trained agent
     evaluates on a CPU-only machine.
     """
@@ -43,8 +46,10 @@ def evaluate_checkpoint(path: Path, video: str | None = None, episodes: int | No
                   spec_keys else 0)
     agent = build_dreamer(recipe, obs_shape, space, vector_dim).to(device)
     load_agent_weights(agent, state["agent"], f"checkpoint {path}")
-    policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval", eval_noise=recipe.behavior.eval_noise,
-                           eval_sample=recipe.behavior.eval_sample)
+    b = recipe.behavior
+    policy = DreamerPolicy(agent, obs_key=obs_key, mode="eval",
+                           eval_noise=b.eval_noise if eval_noise is None else eval_noise,
+                           eval_sample=b.eval_sample if eval_sample is None else eval_sample)
     n = episodes if episodes is not None else recipe.run.eval_episodes
     max_steps = recipe.env.max_episode_frames // int(state["action_repeat"])
     returns, frames = evaluate(env, policy, n, max_steps)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     gym_id = args.gym_id
     task = None if gym_id is None else gym_id if gym_id.startswith("gym_") else f"gym_{gym_id}"
-    if task is None and getattr(args, "env.task") is None:
+    if task is None and getattr(args, "env.task") is None and not args.eval:  # (--eval: the checkpoint's task)
         setattr(args, "env.task", "gym_CartPole-v1")
     return run_main(args, suite="gym", task=task, default_presets=("dreamer_v3", "gym"), base=GYM_BASE,
                     check=_known_env)

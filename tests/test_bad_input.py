@@ -40,6 +40,10 @@ def assert_user_error(result, *fragments: str, cwd: Path) -> None:
         (["--preset", "dreamer_v3", "--train.replay_context", "2"], ["train.replay_context", "less than or equal to 1"]),
         (["--eval", "--checkpoint", "x.pt", "--run.eval_episodes", "two"], ["run.eval_episodes", "'two'", "integer"]),
         (["--eval", "--checkpoint", "x.pt", "--run.device", "tpu"], ["run.device", "'auto', 'cpu' or 'cuda'"]),
+        (["--eval", "--checkpoint", "x.pt", "--model.deter", "64"],
+         ["--eval uses the recipe stored in the checkpoint, so --model.deter would change nothing", "--run.eval_episodes"]),
+        (["--eval", "--checkpoint", "x.pt", "--preset", "debug", "--task", "cartpole_balance"],
+         ["--preset debug, --task would change nothing", "--behavior.eval_sample"]),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path: Path, args: list[str], fragments: list[str]) -> None:

@@ -59,3 +59,9 @@ def test_debug_run_from_pixels_logs_checkpoints_resumes_and_evaluates(tmp_path: 
     assert third.returncode == 0, third.stderr[-3000:]
     assert float(figures(third.stdout)["eval_return"]) >= 0
     assert video.stat().st_size > 1000
+    # the evaluation options apply on top of the stored recipe: sampling the actor changes the return
+    ckpt = str(run_dir / "checkpoints" / "latest.pt")
+    returns = [figures(run_recipe(tmp_path, "--eval", "--checkpoint", ckpt, "--video", str(tmp_path / "e.mp4"),
+                                  "--run.eval_episodes", "1", "--behavior.eval_sample", flag).stdout)["eval_return"]
+               for flag in ("false", "true")]
+    assert returns[1] != returns[0]
