@@ -53,17 +53,17 @@ def load_agent_weights(agent: torch.nn.Module, weights: dict[str, Any], source: 
     :class:`UserError` naming what differs, instead of a state-dict traceback."""
     mine, theirs = set(agent.state_dict()), set(weights)
     missing, unexpected = sorted(mine - theirs), sorted(theirs - mine)
-    if missing or unexpected:
-        diff = "; ".join(f"{what} {len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
-                         for what, names in (("missing", missing), ("unexpected", unexpected)) if names)
-        raise UserError(f"{source} holds a network of another layout than this dreamer_rl builds for its recipe "
-                        f"({diff}): resume it with the version that wrote it, or start a new run")
-    try:
-        agent.load_state_dict(weights)
-    except RuntimeError as exc:  # same names, other shapes
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise UserError(f"{source} holds a network of another layout than this dreamer_rl builds for its recipe "
-                        f"({first}): resume it with the version that wrote it, or start a new run") from None
+    diff = "; ".join(f"{what} {len(names)} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                     for what, names in (("missing", missing), ("unexpected", unexpected)) if names)
+    if not diff:
+        try:
+            agent.load_state_dict(weights)
+            return
+        except RuntimeError as exc:  # same names, other shapes: its first detail line names the tensor
+            lines = str(exc).splitlines()
+            diff = lines[1].strip() if len(lines) > 1 else str(exc)
+    raise UserError(f"{source} holds a network of another layout than this dreamer_rl builds for its recipe "
+                    f"({diff}): resume it with the version that wrote it, or start a new run")
 
 
 def rng_state() -> dict[str, Any]:
