@@ -286,6 +286,10 @@ class TrainConfig(_Section):
         0, description="1: each training slice starts from the model state stored with its first row (the acting "
         "policy's posterior, refreshed by every update that trains on the row before; DreamerV3's replay_context); "
         "0: from the zero state", ge=0, le=1)
+    replay_online: bool = Field(
+        False, description="DreamerV3's online queue: each env stream is cut into consecutive windows of seq_len "
+        "rows, and a batch's first slices are the windows completed since the last batch, so every row is "
+        "trained on at least once (needs replay_slices stream)")
     keep_freed_memory: bool = Field(
         True, description="keep freed activation memory for the next update (glibc; avoids page-fault storms)")
 
@@ -358,6 +362,9 @@ class Recipe(_Section):
         if self.train.replay_context and self.train.slice_start_reset:
             raise ValueError("train.replay_context 1 starts each slice from its stored state, train.slice_start_reset "
                              "true from the zero state: set one of them off")
+        if self.train.replay_online and self.train.replay_slices != "stream":
+            raise ValueError("train.replay_online cuts each env's stream of rows into windows: it needs "
+                             "train.replay_slices stream (got episode)")
         return self
 
     @model_validator(mode="after")

@@ -46,6 +46,7 @@ from dreamer_rl.policy import DreamerPolicy, with_recurrent_state
 from dreamer_rl.provenance import provenance_tags
 from dreamer_rl.replay import (StepRowWriter, make_replay_buffer, replay_state, restore_replay, sample_sequences,
                                write_context)
+from dreamer_rl.replay_online import OnlineQueue
 from dreamer_rl.tracking import Tracker
 from dreamer_rl.video import openloop_frames, to_hwc_uint8
 
@@ -211,6 +212,7 @@ class Run:
                                     streams=t.replay_slices == "stream",
                                     extra_keys=PHYSICS_KEYS if recipe.tracking.collect_latents else (),
                                     context=t.replay_context > 0)
+        self.online = OnlineQueue(t.seq_len) if t.replay_online else None  # in memory: empty after a resume
         if resume_state is not None:
             load_agent_weights(self.agent, resume_state["agent"], f"the checkpoint of run {self.dir}")
             self.learner.load_optim_state(resume_state["optim"])
@@ -336,6 +338,8 @@ class Run:
         t = self.recipe.train
         for _ in range(updates):
             batch = sample_sequences(self.buffer, t.batch_size, t.seq_len, self.device)
+            if self.online is not None:
+                batch = self.online.fill(self.buffer, batch)
             for k, v in self.learner.update(batch).items():
                 sums[k] = sums.get(k, 0) + v
             if t.replay_context:  # the states just filtered become the context of the rows after them
@@ -418,7 +422,10 @@ class Run:
             for batch in collector:
                 if c.frames >= r.steps:
                     break
-                self.buffer.extend(self.writer(batch))
+                rows = self.writer(batch)
+                slots = self.buffer.extend(rows)
+                if self.online is not None:
+                    self.online.note(rows, slots)
                 new_frames = batch.numel() * self.repeat
                 self._record_episodes(batch, c.frames)
                 c.frames += new_frames

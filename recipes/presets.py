@@ -66,7 +66,7 @@ _V3 = {
     "train": {"optimizer": "laprop", "lr": 4e-5, "agc": 0.3, "warmup": 1000, "laprop_eps": 1e-20,
               "batch_size": 16, "seq_len": 64, "train_ratio": 0.25, "train_every": 10, "prefill": 1024,
               "prefill_policy": "agent", "pretrain": 1, "replay_slices": "stream",
-              "replay_context": 1},
+              "replay_context": 1, "replay_online": True},
     "env": {"action_repeat": 1},
     "run": {"algo": "dreamer_v3"},
 }
