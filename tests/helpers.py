@@ -25,6 +25,47 @@ def run_recipe(cwd: Path, *args: str, env: dict[str, str] | None = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_recipe_here(cwd: Path, *args: str, suite: str = "dmc") -> subprocess.CompletedProcess[str]:
+    """``python -m recipes.<suite> *args`` run inside this test process, in ``cwd``; same result as :func:`run_recipe`.
+
+    What the command prints to stdout and stderr (its log lines too) is captured, ``SystemExit`` becomes the return
+    code, and any other exception propagates (a user mistake must never end in a traceback). It skips the ~5 s a
+    fresh interpreter takes to import torch, TorchRL and MLflow; tests of the process itself (exit status of the
+    real interpreter, signals, a kill) keep using :func:`run_recipe`.
+    """
+    import contextlib
+    import importlib
+    import io
+    import logging
+
+    module = importlib.import_module(f"recipes.{suite}")
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MUJOCO_GL")}
+    saved_cwd = Path.cwd()
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ["MUJOCO_GL"] = "egl"
+    root.addHandler(handler)
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = module.main(list(args))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        root.removeHandler(handler)
+        os.chdir(saved_cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return subprocess.CompletedProcess([suite, *args], code or 0, out.getvalue(), err.getvalue())
+
+
 def figures(stdout: str) -> dict[str, str]:
     """The ``name=value`` lines a command printed."""
     return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line and " " not in line)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, figures, recipe_env, run_recipe
+from tests.helpers import REPO, figures, recipe_env, run_recipe_here
 
 
 @pytest.mark.parametrize("algo", ["dreamer_v1", "dreamer_v3"])
 def test_update_speed_on_a_debug_checkpoint(tmp_path: Path, algo: str) -> None:
-    run = run_recipe(tmp_path, "--task", "cartpole_balance", "--preset", algo, "dmc_proprio", "debug",
+    run = run_recipe_here(tmp_path, "--task", "cartpole_balance", "--preset", algo, "dmc_proprio", "debug",
                      "--run.name", "ck", "--run.steps", "300", "--run.runs_dir", str(tmp_path / "runs"),
                      "--tracking.enabled", "false")
     assert run.returncode == 0, run.stderr[-3000:]

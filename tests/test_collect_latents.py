@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from dreamer_rl.replay import StepRowWriter
 from envs import make_env
-from tests.helpers import recipe_env, run_recipe
+from tests.helpers import recipe_env, run_recipe_here
 
 KEYS = {"sample", "belief", "position", "velocity"}
 
@@ -63,7 +63,7 @@ def test_debug_run_saves_one_latents_file_per_update(tmp_path: Path, tracking: b
     args = ["--task", "cartpole_balance", "--preset", "dreamer_v1", "dmc_proprio", "debug", "--run.name", "l",
             "--tracking.collect_latents", "true", "--run.steps", "400", "--run.eval_every", "1000",
             "--run.save_every", "1000", "--tracking.video", "false", "--tracking.enabled", str(tracking).lower()]
-    done = run_recipe(tmp_path, *args)
+    done = run_recipe_here(tmp_path, *args)
     assert done.returncode == 0, done.stderr[-3000:]
     recipe = json.loads((tmp_path / "runs" / "l" / "recipe.json").read_text())
     t, m = recipe["train"], recipe["model"]

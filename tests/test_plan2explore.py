@@ -14,7 +14,7 @@ from dreamer_rl.config import Recipe, deep_merge
 from dreamer_rl.losses.plan2explore import DisagreementEnsemble
 from dreamer_rl.policy import DreamerPolicy
 from recipes.presets import apply_presets
-from tests.helpers import figures, run_recipe
+from tests.helpers import figures, run_recipe_here
 
 
 def _recipe(*presets: str) -> Recipe:
@@ -99,7 +99,7 @@ def test_plan2explore_needs_an_actor() -> None:
 
 @pytest.mark.parametrize("algo", ["dreamer_v2", "dreamer_v3"])
 def test_plan2explore_debug_run(tmp_path: Path, algo: str) -> None:
-    done = run_recipe(tmp_path, "--task", "cartpole_balance", "--preset", algo, "plan2explore", "dmc_proprio",
+    done = run_recipe_here(tmp_path, "--task", "cartpole_balance", "--preset", algo, "plan2explore", "dmc_proprio",
                       "debug", "--run.name", "p", "--run.steps", "500", "--tracking.video", "false")
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(figures(done.stdout)["updates"]) > 0

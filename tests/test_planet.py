@@ -14,7 +14,7 @@ from dreamer_rl.agent import Learner, build_dreamer
 from dreamer_rl.config import Recipe, deep_merge
 from dreamer_rl.policy import PLAN_KEY, DreamerPolicy
 from recipes.presets import apply_presets
-from tests.helpers import figures, run_recipe
+from tests.helpers import figures, run_recipe_here
 
 
 def _recipe(*presets: str, **sections) -> Recipe:
@@ -128,7 +128,7 @@ def test_inconsistent_planner_settings_are_refused(text: dict, message: str) -> 
 
 
 def test_cli_refuses_planning_without_a_planner_in_one_line(tmp_path: Path) -> None:
-    out = run_recipe(tmp_path, "--task", "cartpole_balance", "--preset", "planet", "debug", "--planner.kind", "none")
+    out = run_recipe_here(tmp_path, "--task", "cartpole_balance", "--preset", "planet", "debug", "--planner.kind", "none")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "planner.kind cem or mppi" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
@@ -148,7 +148,7 @@ CASES = [
 def test_planet_recipes_debug_run(tmp_path: Path, algo: str, domain: str, task: str, extra: list[str]) -> None:
     args = ["--task", task, "--preset", *algo.split(), domain, "debug", "--run.name", "p", "--run.steps", "600",
             "--run.eval_every", "600", "--tracking.video", "false", *extra]
-    done = run_recipe(tmp_path, *args)
+    done = run_recipe_here(tmp_path, *args)
     assert done.returncode == 0, done.stderr[-3000:]
     out = figures(done.stdout)
     assert int(out["frames"]) >= 600 and int(out["updates"]) > 0

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dreamer_rl.checkpoint import load_checkpoint
-from tests.helpers import figures, run_recipe
+from tests.helpers import figures, run_recipe_here
 
 CASES = [
     ("dreamer_v3", "dmc_proprio", True),
@@ -24,7 +24,7 @@ CASES = [
 def test_preset_debug_run(tmp_path: Path, algo: str, domain: str, resume: bool) -> None:
     args = ["--task", "cartpole_balance", "--preset", algo, domain, "debug", "--run.name", "p",
             "--run.eval_every", "300", "--run.save_every", "300", "--tracking.video", "false"]
-    first = run_recipe(tmp_path, *args, "--run.steps", "400")
+    first = run_recipe_here(tmp_path, *args, "--run.steps", "400")
     assert first.returncode == 0, first.stderr[-3000:]
     out = figures(first.stdout)
     assert int(out["frames"]) == 400 and int(out["updates"]) == 2 + int(0.05 * 200)
@@ -40,7 +40,7 @@ def test_preset_debug_run(tmp_path: Path, algo: str, domain: str, resume: bool) 
         assert key in run.data.metrics, key
     if not resume:
         return
-    second = run_recipe(tmp_path, *args, "--run.steps", "500")
+    second = run_recipe_here(tmp_path, *args, "--run.steps", "500")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed p at 400 frames" in second.stderr
     out = figures(second.stdout)

@@ -19,7 +19,7 @@ from dreamer_rl.rssm import RSSM
 from dreamer_rl.transitions import ClockworkRSSM, MovingAverageRSSM, make_rssm
 from dreamer_rl.world_model import WorldModel
 from recipes.cli import build_parser, make_recipe, resolve_recipe
-from tests.helpers import figures, run_recipe
+from tests.helpers import figures, run_recipe_here
 
 A, E, B, T = 2, 5, 3, 7
 SIZES = dict(stoch=4, deter=8, hidden=8)
@@ -246,7 +246,7 @@ PRESET_CASES = ["ssm", "deterministic", "rssm_ma", "clockwork", "cell_as_prior"]
 
 @pytest.mark.parametrize("variant", PRESET_CASES)
 def test_preset_debug_run(tmp_path: Path, variant: str) -> None:
-    first = run_recipe(tmp_path, "--task", "cartpole_balance", "--preset", "dreamer_v1", "dmc_proprio", variant,
+    first = run_recipe_here(tmp_path, "--task", "cartpole_balance", "--preset", "dreamer_v1", "dmc_proprio", variant,
                        "debug", "--run.name", "p", "--run.steps", "300", "--run.eval_every", "300",
                        "--run.save_every", "300", "--tracking.video", "false")
     assert first.returncode == 0, first.stderr[-3000:]
