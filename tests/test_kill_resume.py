@@ -12,7 +12,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from dreamer_rl.checkpoint import load_checkpoint
-from tests.helpers import figures, recipe_env, run_recipe
+from tests.helpers import figures, recipe_env, run_recipe_here
 
 ARGS = ["--task", "cartpole_balance", "--preset", "dmc_proprio", "debug", "--run.name", "killed",
         "--run.save_every", "200", "--run.eval_every", "100000", "--run.steps", "3000"]
@@ -44,7 +44,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     at_kill = load_checkpoint(ckpt_path)  # the file survived the kill intact
 
     budget = max(1600, at_kill["counters"]["frames"] + 400)
-    resumed = run_recipe(tmp_path, *ARGS[:-1], str(budget))
+    resumed = run_recipe_here(tmp_path, *ARGS[:-1], str(budget))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     frames = at_kill["counters"]["frames"]
     assert f"resumed killed at {frames} frames, {at_kill['counters']['updates']} updates" in resumed.stderr

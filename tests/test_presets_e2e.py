@@ -23,7 +23,8 @@ CASES = [
 @pytest.mark.parametrize("algo,domain,resume", CASES, ids=[f"{a}-{d}" for a, d, _ in CASES])
 def test_preset_debug_run(tmp_path: Path, algo: str, domain: str, resume: bool) -> None:
     args = ["--task", "cartpole_balance", "--preset", algo, domain, "debug", "--run.name", "p",
-            "--run.eval_every", "300", "--run.save_every", "300", "--tracking.video", "false"]
+            "--run.eval_every", "400", "--run.save_every", "300", "--tracking.video", "false",
+            "--env.max_episode_frames", "100"]
     first = run_recipe_here(tmp_path, *args, "--run.steps", "400")
     assert first.returncode == 0, first.stderr[-3000:]
     out = figures(first.stdout)

@@ -9,9 +9,10 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from dreamer_rl.checkpoint import load_checkpoint
-from tests.helpers import figures, run_recipe
+from tests.helpers import figures, run_recipe, run_recipe_here
 
 ARGS = ["--task", "cartpole_balance", "--preset", "debug", "--run.name", "smoke", "--run.eval_every", "400",
+        "--env.max_episode_frames", "100",
         "--run.save_every", "400"]
 
 
@@ -61,7 +62,7 @@ def test_debug_run_from_pixels_logs_checkpoints_resumes_and_evaluates(tmp_path: 
     assert video.stat().st_size > 1000
     # the evaluation options apply on top of the stored recipe: sampling the actor changes the return
     ckpt = str(run_dir / "checkpoints" / "latest.pt")
-    returns = [figures(run_recipe(tmp_path, "--eval", "--checkpoint", ckpt, "--video", str(tmp_path / "e.mp4"),
+    returns = [figures(run_recipe_here(tmp_path, "--eval", "--checkpoint", ckpt, "--video", str(tmp_path / "e.mp4"),
                                   "--run.eval_episodes", "1", "--behavior.eval_sample", flag).stdout)["eval_return"]
                for flag in ("false", "true")]
     assert returns[1] != returns[0]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import figures, run_recipe
+from tests.helpers import figures, run_recipe, run_recipe_here
 
 ARGS = ["--task", "cartpole_balance", "--preset", "dmc_proprio", "debug", "--run.steps", "600",
         "--tracking.video", "false", "--run.seed", "0", "1", "--run.name", "sweep"]
@@ -21,7 +21,7 @@ ARGS = ["--task", "cartpole_balance", "--preset", "dmc_proprio", "debug", "--run
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A working directory with two seeds of a debug run in ./mlflow."""
     cwd = tmp_path_factory.mktemp("sweep")
-    out = run_recipe(cwd, *ARGS)
+    out = run_recipe_here(cwd, *ARGS)
     assert out.returncode == 0, out.stderr[-3000:]
     figs = figures(out.stdout)
     assert figs["runs"] == "2" and figs["seeds"] == "0,1" and figs["frames"] == "600"
@@ -100,8 +100,10 @@ def test_scores_of_the_sweep(sweep: Path, monkeypatch: pytest.MonkeyPatch,
     assert summary["final_mean"] == pytest.approx(np.mean(finals))
 
 
-def test_plot_through_a_tracking_server(sweep: Path, tmp_path: Path) -> None:
-    """``MLFLOW_TRACKING_URI=http://...``: the same curves as from the local store, read through a real server."""
+def test_plot_through_a_tracking_server(sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``MLFLOW_TRACKING_URI=http://...``: the same curves as from the local store, read through a real server.
+
+    The server is a real ``mlflow server`` process; ``recipes.plot`` runs in this process, as in the tests above."""
     import os
     import socket
     import subprocess
@@ -109,7 +111,7 @@ def test_plot_through_a_tracking_server(sweep: Path, tmp_path: Path) -> None:
     import time
     import urllib.request
 
-    from tests.helpers import recipe_env
+    from recipes.plot import main as plot
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,8 +121,8 @@ def test_plot_through_a_tracking_server(sweep: Path, tmp_path: Path) -> None:
          f"sqlite:///{sweep / 'mlflow' / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
         while True:
             try:
@@ -129,20 +131,17 @@ def test_plot_through_a_tracking_server(sweep: Path, tmp_path: Path) -> None:
             except OSError:
                 assert time.time() < deadline and server.poll() is None, "the MLflow server did not start"
                 time.sleep(0.5)
-        env = {**recipe_env(), "MLFLOW_TRACKING_URI": url}
-        out = subprocess.run([sys.executable, "-m", "recipes.plot", "--metric", "train/return", "--bins", "400",
-                              "--out", str(tmp_path / "served")], cwd=tmp_path, env=env, capture_output=True,
-                             text=True, timeout=300)
-        assert out.returncode == 0, out.stderr[-2000:]
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        assert plot(["--metric", "train/return", "--bins", "400", "--out", str(tmp_path / "served")]) == 0
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
     served = json.loads((tmp_path / "served" / "curves.json").read_text())
     assert served["tracking_uri"] == url
-    local = subprocess.run([sys.executable, "-m", "recipes.plot", "--metric", "train/return", "--bins", "400",
-                            "--out", str(tmp_path / "local")], cwd=sweep, env=recipe_env(), capture_output=True,
-                           text=True, timeout=300)
-    assert local.returncode == 0, local.stderr[-2000:]
+    monkeypatch.chdir(sweep)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert plot(["--metric", "train/return", "--bins", "400", "--out", str(tmp_path / "local")]) == 0
     assert served["curves"] == json.loads((tmp_path / "local" / "curves.json").read_text())["curves"]
 
 
