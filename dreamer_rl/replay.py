@@ -351,7 +351,8 @@ def write_context(buffer: TensorDictReplayBuffer, index: torch.Tensor, deter: to
     DreamerV3 (``replay_context 1``) writes the states its world-model loss filtered back into the replay, so a
     later slice starting at one of these rows begins from a recent model state instead of zeros. Row ``t + 1``'s
     context is the posterior at row ``t``: ``context[index[:, 1:]] = (deter, stoch)[:, :-1]`` (the slice's last
-    state has no following row in the slice and is not written).
+    state has no following row in the slice and is not written). A row that starts an episode (``is_init``) keeps
+    its zero context: the model resets there, whatever came before it in the stream.
 
     :param index: ``[B, T, 1]`` (or ``[B, T]``) storage slots of a :func:`sample_sequences` batch.
     :param deter: ``[B, T, D]``, ``stoch`` ``[B, T, S]``: the posterior states of that batch (detached).
@@ -361,5 +362,6 @@ def write_context(buffer: TensorDictReplayBuffer, index: torch.Tensor, deter: to
         raise ValueError("write_context: the buffer stores no replay context; write its rows with "
                          "StepRowWriter(context=True)")
     slots = index.reshape(index.shape[0], index.shape[1])[:, 1:].reshape(-1).cpu()
+    follows = ~_plain(data.get("is_init"))[slots].reshape(-1, 1)  # a reset row keeps its zero context
     for key, value in zip(CONTEXT_KEYS, (deter, stoch), strict=True):
-        data[key][slots] = value[:, :-1].reshape(slots.numel(), -1).to("cpu", torch.float16)
+        data[key][slots] = value[:, :-1].reshape(slots.numel(), -1).to("cpu", torch.float16) * follows

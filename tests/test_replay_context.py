@@ -71,22 +71,26 @@ def test_writer_without_the_policy_state_names_what_is_missing() -> None:
 
 def test_write_context_stores_each_state_as_the_next_rows_context(tmp_path: Path) -> None:
     n, D, S = 40, 4, 6
+    is_init = torch.zeros(n, 1, dtype=torch.bool)
+    is_init[[0, 20]] = True  # row 20 starts an episode inside a stream slice: its context stays zero
     rows = TensorDict({"episode": torch.zeros(n, dtype=torch.long), "step_count": torch.arange(n)[:, None],
-                       "context_deter": torch.zeros(n, D, dtype=torch.float16),
+                       "is_init": is_init, "context_deter": torch.zeros(n, D, dtype=torch.float16),
                        "context_stoch": torch.zeros(n, S, dtype=torch.float16)}, [n])
     buffer = make_replay_buffer(capacity=100, seq_len=5, batch_size=3, scratch_dir=tmp_path / "replay")
     buffer.extend(rows)
     batch = sample_sequences(buffer, 3, 5, "cpu")
-    index = batch["index"].squeeze(-1)  # [3, 5] storage slots
-    deter = torch.arange(15, dtype=torch.float32).reshape(3, 5, 1).expand(3, 5, D) / 16
+    index = torch.stack([torch.arange(3, 8), torch.arange(18, 23), torch.arange(30, 35)])  # [3, 5] storage slots
+    deter = torch.arange(1, 16, dtype=torch.float32).reshape(3, 5, 1).expand(3, 5, D) / 16
     stoch = -deter[..., :1].expand(3, 5, S)
-    write_context(buffer, batch["index"], deter, stoch)
+    write_context(buffer, index.unsqueeze(-1), deter, stoch)
     stored = buffer.storage[torch.arange(n)]
     expected_deter = torch.zeros(n, D)
     expected_deter[index[:, 1:].reshape(-1)] = deter[:, :-1].reshape(-1, D)
+    expected_deter[20] = 0
     torch.testing.assert_close(stored["context_deter"].float(), expected_deter)  # first rows and the rest untouched
-    torch.testing.assert_close(stored["context_stoch"][index[:, 1:].reshape(-1)].float(),
-                               stoch[:, :-1].reshape(-1, S))
+    expected_stoch = stoch[:, :-1].reshape(-1, S).clone()
+    expected_stoch[index[:, 1:].reshape(-1) == 20] = 0
+    torch.testing.assert_close(stored["context_stoch"][index[:, 1:].reshape(-1)].float(), expected_stoch)
     plain = make_replay_buffer(capacity=100, seq_len=5, batch_size=3, scratch_dir=tmp_path / "plain")
     plain.extend(rows.exclude(*CONTEXT_KEYS))
     with pytest.raises(ValueError, match="stores no replay context.*StepRowWriter\\(context=True\\)"):
