@@ -45,8 +45,7 @@ class OnlineQueue:
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.seq_len, self.stream_key, self.step_key = seq_len, stream_key, step_key
-        self._pending: dict[int, list[torch.Tensor]] = {}  # stream id -> slots [n] of its unqueued rows, in order
-        self._pending_rows: dict[int, int] = {}
+        self._pending: dict[int, torch.Tensor] = {}  # stream id -> slots [n < T] of its unqueued rows, in order
         self._first_step: dict[int, int] = {}  # stream id -> stream step of its first pending row
         self._next_step: dict[int, int] = {}  # stream id -> the stream step its next row must have
         self.queue: deque[tuple[torch.Tensor, int, int]] = deque()  # (slots [T], stream id, first stream step)
@@ -76,28 +75,17 @@ class OnlineQueue:
             self._extend_stream(int(sid), slots[mine], steps[mine])
 
     def _extend_stream(self, sid: int, slots: torch.Tensor, steps: torch.Tensor) -> None:
-        pending = self._pending.setdefault(sid, [])
-        count = self._pending_rows.get(sid, 0)
-        if pending and int(steps[0]) != self._next_step[sid]:
-            pending.clear()
-            count = 0
-        if not pending:
-            self._first_step[sid] = int(steps[0])
+        T = self.seq_len
+        pending = self._pending.get(sid)
+        if pending is None or int(steps[0]) != self._next_step[sid]:  # a new stream, or rows went missing
+            pending, self._first_step[sid] = slots[:0], int(steps[0])
         self._next_step[sid] = int(steps[-1]) + 1
-        pending.append(slots)
-        count += slots.numel()
-        if count >= self.seq_len:
-            flat = torch.cat(pending)
-            first = self._first_step[sid]
-            n_windows = count // self.seq_len
-            for w in range(n_windows):
-                window = flat[w * self.seq_len:(w + 1) * self.seq_len]
-                self.queue.append((window, sid, first + w * self.seq_len))
-            rest = flat[n_windows * self.seq_len:]
-            pending[:] = [rest] if rest.numel() else []
-            self._first_step[sid] = first + n_windows * self.seq_len
-            count = rest.numel()
-        self._pending_rows[sid] = count
+        pending = torch.cat([pending, slots])
+        full = pending.numel() // T
+        for w in range(full):
+            self.queue.append((pending[w * T:(w + 1) * T], sid, self._first_step[sid] + w * T))
+        self._pending[sid] = pending[full * T:]
+        self._first_step[sid] += full * T
 
     def take(self, buffer: TensorDictReplayBuffer, k: int) -> torch.Tensor:
         """Pop up to ``k`` queued windows still intact in ``buffer`` -> storage slots ``[k', T]`` (``k' <= k``).
