@@ -6,13 +6,15 @@ in :data:`SIZES` plus ``device``. DreamerV1 builders (``torchrl``, ``ours``)
 have the signature of :func:`benchmarks.torchrl_reference.build_torchrl_update`::
 
     build(batch_size, seq_len, deter, stoch, hidden, depth, action_dim,
-          horizon, device) -> (update(batch) -> None, make_batch() -> batch)
+          horizon, device, precision) -> (update(batch) -> None, make_batch() -> batch)
 
 DreamerV3 builders (``torchrl_v3``, ``ours_v3``) that of
 :func:`benchmarks.torchrl_v3_reference.build_torchrl_v3_update`::
 
     build(batch_size, seq_len, deter, hidden, stoch, classes, depth, units,
-          blocks, action_dim, horizon, device) -> (update, make_batch)
+          blocks, action_dim, horizon, device, precision) -> (update, make_batch)
+
+``precision`` is ``"fp32"`` or ``"bf16"`` (bfloat16 autocast over float32 weights, each side its own way).
 
 :data:`ALGORITHMS` says which implementations and sizes belong together.
 
@@ -138,7 +140,7 @@ def load_builder(impl: str) -> Callable[..., tuple[Callable, Callable]]:
             raise ImplementationNotAvailable(
                 f"implementation {impl!r} is registered as {target!r} but module "
                 f"{module_name!r} does not exist yet (write {module_name.replace('.', '/')}.py "
-                f"defining {func_name}(**SIZES[size], device) -> (update, make_batch))"
+                f"defining {func_name}(**SIZES[size], device, precision) -> (update, make_batch))"
             ) from err
         raise
     try:
@@ -234,7 +236,7 @@ def _loadavg_1m() -> float | None:
 
 def run_impl(
     impl: str, size: str, warmup: int, iters: int, device: str = "cpu",
-    threads: int | None = None, seed: int = 0,
+    threads: int | None = None, seed: int = 0, precision: str = "fp32",
 ) -> dict[str, Any]:
     """Build ``impl`` at ``size`` in this process and time it."""
     if threads is not None:
@@ -243,8 +245,8 @@ def run_impl(
     check_pairing(impl, size)
     builder = load_builder(impl)
     cfg = dict(SIZES[size])
-    update, make_batch = builder(**cfg, device=device)
-    result = {"impl": impl, "size": size, "device": device}
+    update, make_batch = builder(**cfg, device=device, precision=precision)
+    result = {"impl": impl, "size": size, "device": device, "precision": precision}
     load_before = _loadavg_1m()
     result.update(time_update(update, make_batch, warmup=warmup, iters=iters))
     result.update(
@@ -263,13 +265,13 @@ def run_impl(
 
 def run_in_subprocess(
     impl: str, size: str, warmup: int, iters: int, device: str = "cpu",
-    threads: int | None = None,
+    threads: int | None = None, precision: str = "fp32",
 ) -> dict[str, Any]:
     """Run one implementation in a fresh interpreter and parse its JSON line."""
     cmd = [
         sys.executable, "-m", "benchmarks.speed_harness", "--impl", impl,
         "--size", size, "--warmup", str(warmup), "--iters", str(iters),
-        "--device", device,
+        "--device", device, "--precision", precision,
     ]
     if threads is not None:
         cmd += ["--threads", str(threads)]
@@ -296,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: the builders' bfloat16 autocast (float32 weights)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--keep-freed-memory", action="store_true",
@@ -312,14 +316,14 @@ def main(argv: list[str] | None = None) -> int:
         rc = 0
         for impl in impls:
             res = run_in_subprocess(impl, args.size, args.warmup, args.iters,
-                                    args.device, args.threads)
+                                    args.device, args.threads, args.precision)
             rc |= int("error" in res)
             print(json.dumps(res), flush=True)
         return rc
 
     try:
         res = run_impl(impls[0], args.size, args.warmup, args.iters, args.device,
-                       args.threads)
+                       args.threads, precision=args.precision)
     except ImplementationNotAvailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -58,6 +58,8 @@ along with everything else): batch shape ``[B, T]``, keys ``pixels``,
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Callable
 
 import torch
@@ -309,7 +311,7 @@ class TorchRLDreamerUpdate:
     """
 
     def __init__(self, *, world_model, actor_model, value_model, model_based_env,
-                 horizon: int):
+                 horizon: int, precision: str = "fp32"):
         self.world_model = world_model
         self.actor_model = actor_model
         self.value_model = value_model
@@ -336,10 +338,15 @@ class TorchRLDreamerUpdate:
             value_model.parameters(), lr=VALUE_LR, eps=ADAM_EPS
         )
         self.last_losses: dict[str, torch.Tensor] = {}
+        # the sota script's ``autocast_dtype``: each loss forward under autocast, the backward outside it
+        device_type = next(world_model.parameters()).device.type
+        self.autocast = (lambda: torch.autocast(device_type, dtype=torch.bfloat16)) if precision == "bf16" \
+            else contextlib.nullcontext
 
     def __call__(self, batch: TensorDictBase) -> None:
         # -- world model (sota dreamer.py: "## world_model/forward|backward ##")
-        model_loss_td, sampled = self.world_model_loss(batch)
+        with self.autocast():
+            model_loss_td, sampled = self.world_model_loss(batch)
         loss_world_model = (
             model_loss_td["loss_model_kl"]
             + model_loss_td["loss_model_reco"]
@@ -351,14 +358,16 @@ class TorchRLDreamerUpdate:
         self.world_model_opt.step()
 
         # -- actor (imagination through the held-out model-based env)
-        actor_loss_td, sampled = self.actor_loss(sampled.reshape(-1))
+        with self.autocast():
+            actor_loss_td, sampled = self.actor_loss(sampled.reshape(-1))
         self.actor_opt.zero_grad()
         actor_loss_td["loss_actor"].backward()
         clip_grad_norm_(self.actor_model.parameters(), GRAD_CLIP)
         self.actor_opt.step()
 
         # -- value
-        value_loss_td, sampled = self.value_loss(sampled)
+        with self.autocast():
+            value_loss_td, sampled = self.value_loss(sampled)
         self.value_opt.zero_grad()
         value_loss_td["loss_value"].backward()
         clip_grad_norm_(self.value_model.parameters(), GRAD_CLIP)
@@ -383,8 +392,11 @@ def build_torchrl_update(
     action_dim: int = 6,
     horizon: int = 15,
     device: str | torch.device = "cpu",
+    precision: str = "fp32",
 ) -> tuple[Callable[[TensorDictBase], None], Callable[[], TensorDictBase]]:
     """Build TorchRL's DreamerV1 update and a matching random-batch factory.
+
+    ``precision="bf16"``: each loss forward under bfloat16 autocast, as the sota script's ``autocast_dtype`` does.
 
     Sizes follow the sota script's roles: ``deter`` is ``rssm_hidden_dim``
     (GRU size *and* the RSSM prior/posterior MLP width, as in the sota
@@ -475,5 +487,6 @@ def build_torchrl_update(
         value_model=value_model,
         model_based_env=model_based_env,
         horizon=horizon,
+        precision=precision,
     )
     return update, make_batch

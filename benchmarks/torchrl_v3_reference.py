@@ -27,8 +27,10 @@ Parts (all TorchRL 0.14.1 public classes; the wiring follows the DreamerV3 examp
   ``DreamerV3Optimizer`` step (LaProp-style RMS-normalised momentum with adaptive gradient clipping 0.3, lr 4e-5,
   eps 1e-20, lr warm-up 1000 updates) over every parameter, then the slow-critic update.
 
-Eager fp32 on every device (``compile_train_step=False, cudagraph=False``): on CUDA the stepper's defaults would
-compile the step and capture it in a CUDA graph; here both sides run the same precision, uncompiled.
+Eager on every device (``compile_train_step=False, cudagraph=False``): on CUDA the stepper's defaults would
+compile the step and capture it in a CUDA graph; here both sides run uncompiled at the same precision, fp32 unless
+``precision="bf16"`` turns on the stepper's ``mixed_precision`` (bfloat16 autocast, which TorchRL applies on CUDA
+only).
 
 What one ``update(batch)`` does: ``stepper.step(None, batch)``: the four losses forward, one ``backward`` through
 all of them, the optimiser step on world model + actor + value, the target-critic update.
@@ -121,7 +123,7 @@ class TorchRLDreamerV3Update:
     """
 
     def __init__(self, *, world_model, actor_model, value_model, continuation_model, model_based_env,
-                 horizon: int, lr_warmup: int) -> None:
+                 horizon: int, lr_warmup: int, mixed_precision: bool = False) -> None:
         self.world_model, self.actor_model, self.value_model = world_model, actor_model, value_model
         model_loss = DreamerV3ModelLoss(
             world_model, kl_mode="separate", lambda_dynamic=1.0, lambda_representation=0.1, free_bits=1.0,
@@ -141,7 +143,8 @@ class TorchRLDreamerV3Update:
         self.optimizer = DreamerV3Optimizer(self.loss.parameters(), lr=LR, agc=AGC, eps=EPS,
                                             warmup_steps=lr_warmup)
         self.stepper = DreamerV3OptimizationStepper(self.loss, self.optimizer, self.target_updater,
-                                                    compile_train_step=False, cudagraph=False)
+                                                    compile_train_step=False, cudagraph=False,
+                                                    mixed_precision=mixed_precision)
         self.last_losses: dict[str, torch.Tensor] = {}
 
     def __call__(self, batch: TensorDictBase) -> None:
@@ -163,6 +166,7 @@ def build_torchrl_v3_update(
     horizon: int = 15,
     device: str | torch.device = "cpu",
     lr_warmup: int = LR_WARMUP,
+    precision: str = "fp32",
 ) -> tuple[Callable[[TensorDictBase], None], Callable[[], TensorDictBase]]:
     """Build TorchRL's DreamerV3 update at the given size and a matching random-batch factory.
 
@@ -170,7 +174,8 @@ def build_torchrl_v3_update(
         posterior heads; :param stoch: categoricals, :param classes: classes each (state ``stoch * classes``);
         :param depth: CNN base channels; :param units: width of reward, continuation, actor and value MLPs;
         :param blocks: GRU and decoder-projection blocks; :param lr_warmup: optimiser lr warm-up updates (the
-        first update has lr 0 when > 0).
+        first update has lr 0 when > 0); :param precision: ``bf16`` sets the stepper's ``mixed_precision`` (TorchRL
+        enables that bfloat16 autocast on CUDA only: on a CPU its update stays float32).
     :returns: ``(update, make_batch)``; ``update(batch)`` performs one full update and keeps the detached losses
         in ``update.last_losses``; ``make_batch()`` returns a fresh random ``[batch_size, seq_len]`` TensorDict.
     """
@@ -248,6 +253,6 @@ def build_torchrl_v3_update(
 
     update = TorchRLDreamerV3Update(world_model=world_model, actor_model=actor_model, value_model=value_model,
                                     continuation_model=continuation_model.to(device), model_based_env=mb_env,
-                                    horizon=horizon, lr_warmup=lr_warmup)
+                                    horizon=horizon, lr_warmup=lr_warmup, mixed_precision=precision == "bf16")
     update.loss.to(device)
     return update, make_batch

@@ -50,12 +50,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def harness(impl: str, size: str, warmup: int, iters: int, device: str, keep_freed_memory: bool = False,
-            threads: int | None = None) -> dict:
+            threads: int | None = None, precision: str = "fp32") -> dict:
     """Time ``impl`` at ``size`` in a fresh interpreter (``benchmarks.speed_harness``); its JSON result."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, "-m", "benchmarks.speed_harness", "--impl", impl, "--size", size,
-           "--warmup", str(warmup), "--iters", str(iters), "--device", device]
+           "--warmup", str(warmup), "--iters", str(iters), "--device", device, "--precision", precision]
     cmd += (["--keep-freed-memory"] if keep_freed_memory else []) + (["--threads", str(threads)] if threads else [])
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -99,17 +99,19 @@ def collection_fps(steps: int, device: str) -> tuple[float, float]:
 
 
 def dreamer_v1(args: argparse.Namespace) -> None:
-    results = {impl: harness(impl, args.size, args.warmup, args.iters, args.device, threads=args.threads)
+    results = {impl: harness(impl, args.size, args.warmup, args.iters, args.device, threads=args.threads,
+                          precision=args.precision)
                for impl in ("torchrl", "ours")}
     # like for like: TorchRL with the allocator setting our trainer applies (dreamer_rl.runtime.keep_freed_memory)
     results["torchrl_keep_freed_memory"] = harness("torchrl", args.size, args.warmup, args.iters, args.device, True,
-                                                   threads=args.threads)
+                                                   threads=args.threads, precision=args.precision)
     for impl, r in results.items():
         _report(impl, r)
     bare, collect = collection_fps(args.collect_steps, args.device)
     ours, ref = results["ours"], results["torchrl"]
     print(f"device={args.device}")
     print(f"size={args.size}")
+    print(f"precision={args.precision}")
     print(f"sec_per_update_torchrl={ref['sec_per_update']:.3f}")
     print(f"sec_per_update_ours={ours['sec_per_update']:.3f}")
     same = results["torchrl_keep_freed_memory"]
@@ -123,16 +125,18 @@ def dreamer_v1(args: argparse.Namespace) -> None:
 
 
 def dreamer_v3(args: argparse.Namespace) -> None:
-    results = {impl: harness(impl, args.size, args.warmup, args.iters, args.device, threads=args.threads)
+    results = {impl: harness(impl, args.size, args.warmup, args.iters, args.device, threads=args.threads,
+                          precision=args.precision)
                for impl in ("torchrl_v3", "ours_v3")}
     # like for like, as for V1: TorchRL with the allocator setting our Learner applies
     results["torchrl_v3_keep_freed_memory"] = harness("torchrl_v3", args.size, args.warmup, args.iters, args.device,
-                                                      True, threads=args.threads)
+                                                      True, threads=args.threads, precision=args.precision)
     for impl, r in results.items():
         _report(impl, r)
     ours, ref, same = results["ours_v3"], results["torchrl_v3"], results["torchrl_v3_keep_freed_memory"]
     print(f"device={args.device}")
     print(f"size={args.size}")
+    print(f"precision={args.precision}")
     print(f"sec_per_update_torchrl={ref['sec_per_update']:.3f}")
     print(f"sec_per_update_ours={ours['sec_per_update']:.3f}")
     print(f"sec_per_update_torchrl_keep_freed_memory={same['sec_per_update']:.3f}")
@@ -155,6 +159,10 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: ours with train.precision bf16, TorchRL with bfloat16 autocast (V1: around each loss "
+                        "forward, as its sota script; V3: its stepper's mixed_precision, which TorchRL applies on "
+                        "CUDA only)")
     p.add_argument("--collect-steps", type=int, default=200, help="agent steps per collection measurement")
     args = p.parse_args()
     if args.checkpoint is not None:

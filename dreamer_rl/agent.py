@@ -17,6 +17,7 @@ original does; the stop-gradients of the losses keep each module trained only by
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -210,6 +211,9 @@ class Learner(nn.Module):
             self.value_opt = (torch.optim.Adam(agent.value.parameters(), lr=t.value_lr, **adam)
                               if self.value_loss is not None else None)
         self.grad_clip = t.grad_clip
+        #: ``train.precision``: the forward passes' compute dtype (:meth:`autocast`)
+        self.precision = t.precision
+        self.device = torch.device("cpu")  # the agent's, read at each update
         self.explorer = (ExplorationLearner(agent, recipe, resolve_actor_grad(b.actor_grad, agent.action_space))
                          if agent.ensemble is not None else None)
         #: the last update's posterior states ``[B, T]`` (detached ``("posterior", "deter"/"stoch")``, no copy)
@@ -257,11 +261,29 @@ class Learner(nn.Module):
         is_init[:, 0] = True
         return batch.clone(recurse=False).set(key, is_init)
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward passes' precision (``train.precision``): bfloat16 autocast on the agent's device, or nothing.
+
+        Under it, matmuls and convolutions run in bfloat16 on float32 weights (DreamerV3's ``compute_dtype``); the
+        networks cast every distribution's parameters back to float32 where they hand them out, and the recurrent
+        state stays float32, so the losses, the λ-returns and the optimiser see float32 only. Backward passes run
+        outside it, as autocast asks.
+        """
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _forward(self, fn, *args):
+        """``fn(*args)`` in the update's precision (:meth:`autocast`)."""
+        with self.autocast():
+            return fn(*args)
+
     def update(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """One update on stored rows ``[B, T]``; returns ``train/...`` metrics as detached 0-d tensors."""
+        self.device = next(self.agent.world_model.parameters()).device
         a = self.agent
         batch = self.prepare(batch)
-        wm_losses, states = self.world_model_loss(batch)
+        wm_losses, states = self._forward(self.world_model_loss, batch)
         self.last_states = states  # read by tracking.collect_latents, without a second forward pass
         wm_total = sum(v for k, v in wm_losses.items() if k.startswith("loss_"))
         norms: dict[str, torch.Tensor] = {}
@@ -279,19 +301,19 @@ class Learner(nn.Module):
             return metrics
         value_losses: dict[str, torch.Tensor] = {}
         if self.joint:
-            actor_losses, imagined = self.actor_loss(states)
+            actor_losses, imagined = self._forward(self.actor_loss, states)
             if self.value_loss is not None:
-                value_losses = self._critic_losses(batch, states, imagined)
+                value_losses = self._forward(self._critic_losses, batch, states, imagined)
             self.opt.zero_grad(set_to_none=True)
             (wm_total + actor_losses["loss_actor"] + sum(value_losses.values())).backward()
             self.opt.step()
             norms["all"] = self.opt.last_grad_norm
         else:
             norms["model"] = self._step(wm_total, self.model_opt, a.world_model)
-            actor_losses, imagined = self.actor_loss(states)
+            actor_losses, imagined = self._forward(self.actor_loss, states)
             norms["actor"] = self._step(actor_losses["loss_actor"], self.actor_opt, a.actor)
             if self.value_loss is not None:
-                value_losses = self._critic_losses(batch, states, imagined)
+                value_losses = self._forward(self._critic_losses, batch, states, imagined)
                 norms["value"] = self._step(sum(value_losses.values()), self.value_opt, a.value)
         if a.slow_value is not None:
             a.slow_value.update()
@@ -303,7 +325,8 @@ class Learner(nn.Module):
         })
         metrics.update({f"train/grad_norm/{k}": v for k, v in norms.items() if v is not None})
         if self.explorer is not None:
-            metrics.update(self.explorer.update(batch, states, self.world_model_loss.tensor_keys))
+            metrics.update(self.explorer.update(batch, states, self.world_model_loss.tensor_keys,
+                                                forward=self._forward))
         return metrics
 
     def optim_state(self) -> dict[str, Any]:

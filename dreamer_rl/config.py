@@ -292,6 +292,10 @@ class TrainConfig(_Section):
         "trained on at least once (needs replay_slices stream)")
     keep_freed_memory: bool = Field(
         True, description="keep freed activation memory for the next update (glibc; avoids page-fault storms)")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="compute precision of the update's forward passes: 'bf16' runs matmuls and "
+        "convolutions in bfloat16 under autocast (DreamerV3's compute_dtype) with float32 weights, optimiser "
+        "states, recurrent states and every loss and distribution; 'fp32' everywhere otherwise")
 
 
 # The field ``tracking.register`` (the command line's --tracking.register) shadows ``ABCMeta.register`` of pydantic

@@ -12,6 +12,7 @@ Each has its own Adam (V2: the exploration behaviour is a second ActorCritic), w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -45,19 +46,22 @@ class ExplorationLearner(nn.Module):
         opt.step()
         return norm
 
-    def update(self, batch: TensorDictBase, states: TensorDictBase, keys) -> dict[str, torch.Tensor]:
-        """One exploration update; ``states``: the world-model loss's detached posterior states ``[B, T]``."""
+    def update(self, batch: TensorDictBase, states: TensorDictBase, keys,
+               forward: Callable[..., Any] = lambda fn, *args: fn(*args)) -> dict[str, torch.Tensor]:
+        """One exploration update; ``states``: the world-model loss's detached posterior states ``[B, T]``.
+
+        ``forward(fn, *args)`` runs each forward pass (the task learner's precision, ``train.precision``)."""
         a = self.agent
         rssm = a.world_model.rssm
         deter, stoch = states.get(keys.posterior_deter), states.get(keys.posterior_stoch)
         feat = rssm.feat(stoch, deter)
         target = a.ensemble.select_target(stoch, deter)
         action = batch.get(keys.action).to(feat.dtype)
-        ensemble_loss = a.ensemble.loss(feat, action, target, batch.get(keys.is_init))
+        ensemble_loss = forward(a.ensemble.loss, feat, action, target, batch.get(keys.is_init))
         self._step(ensemble_loss, self.ensemble_opt, a.ensemble)
-        actor_losses, imagined = self.actor_loss(states)
+        actor_losses, imagined = forward(self.actor_loss, states)
         self._step(actor_losses["loss_actor"], self.actor_opt, a.expl_actor)
-        value_losses = self.value_loss(imagined)
+        value_losses = forward(self.value_loss, imagined)
         self._step(sum(value_losses.values()), self.value_opt, a.expl_value)
         return {"train/loss/ensemble": ensemble_loss.detach(),
                 "train/loss/expl_actor": actor_losses["loss_actor"].detach(),

@@ -146,7 +146,9 @@ class RSSM(nn.Module):
 
     # ---------------------------------------------------------------- distributions over z
     def _stats(self, out: torch.Tensor) -> torch.Tensor:
-        """Raw layer output -> stats: ``[mean, softplus(std) + min_std]`` or unimix logits ``[..., S K]``."""
+        """Raw layer output -> stats: ``[mean, softplus(std) + min_std]`` or unimix logits ``[..., S K]``, float32
+        (also under bf16 autocast, so every sample, KL and state stays float32)."""
+        out = out.float()
         if self.latent == "gaussian":
             mean, std = out.chunk(2, -1)
             return torch.cat([mean, F.softplus(std) + self.min_std], -1)

@@ -55,7 +55,10 @@ EnvFn = Callable[[Recipe, int], EnvBase]
 #: The true physical state a ``tracking.collect_latents`` run stores beside each observation (DMC's qpos, qvel).
 PHYSICS_KEYS = ("position", "velocity")
 # Fields a resumed run may change: the budget, the clocks and where it runs.
-MUTABLE_RUN_FIELDS = frozenset({"steps", "log_every", "eval_every", "save_every", "device", "threads"})
+#: recipe fields a resumed run may change: its budget, its clocks, and where and in what precision it computes
+MUTABLE_FIELDS = frozenset({f"run.{k}" for k in ("steps", "log_every", "eval_every", "save_every", "device", "threads")}
+                           | {"train.precision"})
+MUTABLE_RUN_FIELDS = frozenset(k[4:] for k in MUTABLE_FIELDS if k.startswith("run."))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -191,9 +194,8 @@ class Run:
             self.tracker.start()
             log.info("%s", self.tracker.ui_hint())
             params = recipe.flat()
-            if resume_state is not None:  # budget and clocks may change between sessions of one run
-                params = {k: v for k, v in params.items() if k.split(".", 1)[1] not in MUTABLE_RUN_FIELDS
-                          or not k.startswith("run.")}
+            if resume_state is not None:  # budget, clocks and precision may change between sessions of one run
+                params = {k: v for k, v in params.items() if k not in MUTABLE_FIELDS}
             self.tracker.log_params(params)
             if resume_state is None:
                 self.tracker.log_text(recipe.model_dump_json(indent=2), "recipe.json")
@@ -274,7 +276,7 @@ class Run:
             old = stored
         new = self.recipe.model_dump(mode="json")
         diffs = [f"{s}.{k}" for s, sec in new.items() for k, v in sec.items()
-                 if not (s == "run" and k in MUTABLE_RUN_FIELDS) and old.get(s, {}).get(k) != v]
+                 if f"{s}.{k}" not in MUTABLE_FIELDS and old.get(s, {}).get(k) != v]
         if diffs:
             raise UserError(f"run '{self.recipe.run_name}' exists in {self.dir} with a different recipe "
                             f"({', '.join(diffs[:5])}); pick another --run.name to start a new run")

@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from dreamer_rl.nets.mlp import Activation, Norm, norm_act, pre_norm_bias
+from dreamer_rl.nets.mlp import Activation, LayerNorm, Norm, norm_act, pre_norm_bias
 from dreamer_rl.nets.init import trunc_normal_in_
 
 CellKind = Literal["gru", "gru_ln", "block_gru"]
@@ -44,7 +44,7 @@ class LayerNormGRUCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
         self.layer = nn.Linear(input_size + hidden_size, 3 * hidden_size)  # the author keeps the bias before the norm
-        self.norm = nn.LayerNorm(3 * hidden_size, eps=1e-3)
+        self.norm = LayerNorm(3 * hidden_size, eps=1e-3)  # float32 statistics under bf16 autocast too
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:  # noqa: D102
         reset, cand, update = self.norm(self.layer(torch.cat([x, h], -1))).chunk(3, -1)
@@ -72,7 +72,7 @@ class GRUTransition(nn.Module):
 
     def forward(self, deter: torch.Tensor, stoch: torch.Tensor, action_in: torch.Tensor) -> torch.Tensor:  # noqa: D102
         x = self.act(self.img_in_norm(self.img_in_stoch(stoch) + action_in))
-        return self.cell(x, deter)
+        return self.cell(x, deter).to(deter.dtype)  # the state keeps its dtype under bf16 autocast
 
 
 class BlockGRU(nn.Module):
@@ -135,7 +135,8 @@ class BlockGRU(nn.Module):
         reset = torch.sigmoid(r + b_r)
         cand = torch.tanh(reset * (c + b_c))
         update = torch.sigmoid(u + (b_u - 1))
-        new = torch.lerp(h_blocks, cand, update)  # u ⊙ c + (1 - u) ⊙ h in one pass
+        # u ⊙ c + (1 - u) ⊙ h in one pass, in the state's dtype (float32 under bf16 autocast too)
+        new = torch.lerp(h_blocks, cand.to(h_blocks.dtype), update.to(h_blocks.dtype))
         return new.transpose(0, 1).reshape(*lead, self.deter)
 
 

@@ -55,7 +55,7 @@ class ConvEncoder(nn.Module):
         # channels-last runs the oneDNN convolutions without layout reorders (measured faster on CPU and GPU)
         x = x.reshape(-1, *x.shape[-3:]).contiguous(memory_format=torch.channels_last)
         x = self.net(x)  # (N, 8d, 2, 2)
-        return x.reshape(*lead, self.out_dim)
+        return x.reshape(*lead, self.out_dim).float()  # float32 out under bf16 autocast too
 
 
 class ConvDecoder(nn.Module):
@@ -102,4 +102,4 @@ class ConvDecoder(nn.Module):
             x = torch.addmm(self.first.bias.repeat_interleave(kh * kw), self.linear(flat), w_conv)
         x = self.first_act(x.view(-1, c_out, kh, kw).contiguous(memory_format=torch.channels_last))  # (N, 4d, 5, 5)
         x = self.net(x)  # (N, C, 64, 64), channels-last
-        return x.reshape(*lead, *x.shape[1:])
+        return x.reshape(*lead, *x.shape[1:]).float()  # float32 out under bf16 autocast too

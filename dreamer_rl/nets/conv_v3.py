@@ -27,7 +27,7 @@ from torch import nn
 
 from dreamer_rl.nets.conv import preprocess
 from dreamer_rl.nets.init import trunc_normal_in_
-from dreamer_rl.nets.mlp import Activation, activation
+from dreamer_rl.nets.mlp import Activation, RMSNorm, activation
 from dreamer_rl.nets.norm_act import rms_norm_silu
 
 MULTS = (2, 3, 4, 4)
@@ -44,7 +44,9 @@ class ChannelRMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         # the maps are channels-last, so channels are the contiguous last dim of this permuted view: the fused
         # rms_norm runs without copies (20% faster than the elementwise form on a CPU, where these maps are large)
-        return F.rms_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.eps).permute(0, 3, 1, 2)
+        # (float32 statistics under bf16 autocast too)
+        x = x.to(self.weight.dtype).permute(0, 2, 3, 1)
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps).permute(0, 3, 1, 2)
 
 
 class ChannelNormAct(nn.Module):
@@ -95,7 +97,8 @@ class V3ConvEncoder(nn.Module):
         lead = x.shape[:-3]
         x = x.reshape(-1, *x.shape[-3:]).contiguous(memory_format=torch.channels_last)
         x = self.net(x)  # (N, c_3, 4, 4)
-        return x.permute(0, 2, 3, 1).reshape(*lead, self.out_dim)  # (h, w, c) order, as the author flattens
+        # (h, w, c) order, as the author flattens; float32 out under bf16 autocast too
+        return x.permute(0, 2, 3, 1).reshape(*lead, self.out_dim).float()
 
 
 class V3ConvDecoder(nn.Module):
@@ -118,7 +121,7 @@ class V3ConvDecoder(nn.Module):
         bound = 1 / math.sqrt(deter_dim // blocks)
         self.space_deter = nn.Parameter(torch.empty(blocks, deter_dim // blocks, u // blocks).uniform_(-bound, bound))
         self.space_deter_bias = nn.Parameter(torch.zeros(blocks, u // blocks))
-        self.space_stoch = nn.Sequential(nn.Linear(stoch_dim, 2 * units), nn.RMSNorm(2 * units, eps=1e-4),
+        self.space_stoch = nn.Sequential(nn.Linear(stoch_dim, 2 * units), RMSNorm(2 * units, eps=1e-4),
                                          activation(act), nn.Linear(2 * units, u))
         self.space_norm_act = ChannelNormAct(self.top, act)
         layers: list[nn.Module] = []
@@ -153,4 +156,4 @@ class V3ConvDecoder(nn.Module):
         x1 = self.space_stoch(stoch).view(N, r, r, c).permute(0, 3, 1, 2)  # '(h w c) -> c h w'
         x = self.space_norm_act((x0 + x1).contiguous(memory_format=torch.channels_last))
         x = torch.sigmoid(self.net(x)) - 0.5  # (N, 3, 64, 64)
-        return x.reshape(*lead, *x.shape[1:])
+        return x.reshape(*lead, *x.shape[1:]).float()  # float32 out under bf16 autocast too

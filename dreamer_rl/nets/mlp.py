@@ -42,6 +42,21 @@ def pre_norm_bias(kind: Norm) -> bool:
     return kind != "layer"
 
 
+class LayerNorm(nn.LayerNorm):
+    """:class:`torch.nn.LayerNorm` computed in float32 whatever the input (bf16 autocast hands it bfloat16): the
+    statistics of a bfloat16 row lose digits, and DreamerV3 normalises in float32 too. Same parameters and keys."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return super().forward(x.float())
+
+
+class RMSNorm(nn.RMSNorm):
+    """:class:`torch.nn.RMSNorm` computed in float32 whatever the input (see :class:`LayerNorm`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return super().forward(x.float())
+
+
 def norm_layer(kind: Norm, dim: int, eps: float | None = None) -> nn.Module:
     """``LayerNorm`` / ``RMSNorm`` over the last dim (learned scale; LayerNorm also a shift), or identity.
 
@@ -52,9 +67,9 @@ def norm_layer(kind: Norm, dim: int, eps: float | None = None) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     if kind == "layer":
-        return nn.LayerNorm(dim, eps=eps)
+        return LayerNorm(dim, eps=eps)
     if kind == "rms":
-        return nn.RMSNorm(dim, eps=eps)
+        return RMSNorm(dim, eps=eps)
     raise ValueError(f"norm {kind!r}; available: 'none', 'layer', 'rms'")
 
 
@@ -97,4 +112,5 @@ class MLP(nn.Sequential):
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return super().forward(x)
+        # float32 out whatever the compute dtype (bf16 autocast: ``train.precision``); a no-op in float32
+        return super().forward(x).float()

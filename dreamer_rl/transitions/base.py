@@ -67,8 +67,8 @@ class TransitionModel(nn.Module):
 
     # ---------------------------------------------------------------- Gaussian distributions
     def _stats(self, out: torch.Tensor) -> torch.Tensor:
-        """Raw layer output ``[..., 2S]`` -> ``[mean, softplus(std) + min_std]``."""
-        mean, std = out.chunk(2, -1)
+        """Raw layer output ``[..., 2S]`` -> ``[mean, softplus(std) + min_std]``, float32 (under bf16 autocast too)."""
+        mean, std = out.float().chunk(2, -1)
         return torch.cat([mean, F.softplus(std) + self.min_std], -1)
 
     def _draw(self, stats: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:

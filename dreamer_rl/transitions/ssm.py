@@ -43,7 +43,8 @@ class SSMTransition(nn.Module):
         return self.in_action(action)
 
     def forward(self, deter: torch.Tensor, stoch: torch.Tensor, action_in: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        mean, std = self.out(self.act(self.norm(self.in_stoch(stoch) + action_in))).chunk(2, -1)
+        out = self.out(self.act(self.norm(self.in_stoch(stoch) + action_in))).to(deter.dtype)  # float32 under bf16
+        mean, std = out.chunk(2, -1)
         return torch.cat([mean, nn.functional.softplus(std) + self.min_std], -1)
 
 
