@@ -9,12 +9,14 @@ head 2 x 100): ours with :class:`dreamer_rl.planners.CEMPlanner` (one batched te
 ``torchrl.modules.planners.CEMPlanner`` stepping :class:`dreamer_rl.model_env.WorldModelEnv` (TorchRL's rollout of
 the model as an env, one TensorDict step at a time). Timings alternate between the two (``--repeats`` each, after
 warm-up), on the same device and thread count; the figures are medians. Prints ``torchrl_ms_per_plan=``, then
-``speedup_vs_torchrl=`` (TorchRL's median / ours) and ``ms_per_plan=`` (ours) last.
+``speedup_vs_torchrl=`` (TorchRL's median / ours) and ``ms_per_plan=`` (ours) last. ``--precision bf16`` plans
+with ``planner.precision bf16`` and runs TorchRL's planning call under the same bfloat16 autocast.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--top-k", type=int, default=100)
     p.add_argument("--action-dim", type=int, default=6, help="action width (cheetah_run: 6)")
     p.add_argument("--pixels", action="store_true", help="a pixel world model (the encoder is not used to plan)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: ours with planner.precision bf16, TorchRL's planning call under the same bfloat16 "
+                        "autocast (like for like)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     reward_layers=2).to(device).eval()
     space = ActionSpace("continuous", (args.action_dim,))
     ours = CEMPlanner(wm.rssm, wm.reward, space, horizon=args.horizon, candidates=args.candidates,
-                      iterations=args.iterations, top_k=args.top_k)
+                      iterations=args.iterations, top_k=args.top_k, precision=args.precision)
     env = WorldModelEnv(wm, space, device=device)
     from torchrl.modules.planners import CEMPlanner as TorchRLCEM
 
@@ -73,8 +78,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     def run_ours() -> None:
         ours(deter, stoch)
 
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.precision == "bf16" \
+        else contextlib.nullcontext
+
     def run_theirs() -> None:
-        theirs.planning(env.reset(start.clone()))
+        with autocast():
+            theirs.planning(env.reset(start.clone()))
 
     with torch.no_grad():
         for fn in (run_ours, run_theirs):  # warm-up (allocator, kernels)
@@ -86,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ms, torchrl_ms = statistics.median(ours_ms), statistics.median(theirs_ms)
     print(f"device={device} threads={torch.get_num_threads()} candidates={args.candidates} "
           f"iterations={args.iterations} horizon={args.horizon} action_dim={args.action_dim}")
+    print(f"precision={args.precision}")
     print(f"torchrl_ms_per_plan={torchrl_ms:.1f}")
     print(f"speedup_vs_torchrl={torchrl_ms / ms:.2f}")
     print(f"ms_per_plan={ms:.1f}")

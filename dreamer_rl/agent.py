@@ -115,7 +115,7 @@ def build_dreamer(recipe: Recipe, obs_shape: tuple[int, ...], actions: int | Act
                                iterations=p.iterations, top_k=p.top_k, objective=p.objective, gamma=b.gamma,
                                value=value, init_std=p.init_std, summarise=p.summarise_plan_returns,
                                temperature=p.temperature, momentum=p.momentum, min_std=p.min_std,
-                               max_std=p.max_std)
+                               max_std=p.max_std, precision=p.precision)
     explore: dict[str, nn.Module] = {}
     if b.expl_behavior == "plan2explore":
         target_dim = {"stoch": wm.rssm.stoch, "deter": wm.rssm.deter}.get(b.disag_target, feat)

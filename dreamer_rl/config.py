@@ -242,6 +242,9 @@ class PlannerConfig(_Section):
     summarise_plan_returns: bool = Field(
         False, description="log the candidates' predicted returns of the first and last iteration (metrics and a "
         "histogram)")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="compute precision of the candidates' rollouts: 'bf16' runs their matmuls in bfloat16 "
+        "under autocast (states, returns and the refits stay float32)")
 
     @model_validator(mode="after")
     def _elites_fit(self) -> "PlannerConfig":

@@ -64,12 +64,15 @@ class LatentPlanner(nn.Module):
     :param objective: ``sum``, ``discounted`` or ``value`` (see :mod:`dreamer_rl.planners.rollout`).
     :param value: the critic for objective ``value``. :param init_std: std of the first iteration (continuous).
     :param summarise: accumulate plan-return statistics (see the module docstring).
+    :param precision: ``bf16`` rolls the candidates out under bfloat16 autocast: the matmuls in bfloat16, the
+        recurrent states, the predicted returns and everything the refit reads in float32 (the networks cast their
+        outputs back); ``fp32`` everywhere otherwise.
     """
 
     def __init__(self, rssm: nn.Module, reward: Head, space: ActionSpace, *, horizon: int = 12,
                  candidates: int = 1000, iterations: int = 10, top_k: int = 100, objective: Objective = "sum",
                  gamma: float = 0.99, value: Head | None = None, init_std: float = 1.0,
-                 summarise: bool = False) -> None:
+                 summarise: bool = False, precision: str = "fp32") -> None:
         super().__init__()
         if top_k > candidates:
             raise ValueError(f"planner top_k {top_k} exceeds candidates {candidates}")
@@ -84,12 +87,19 @@ class LatentPlanner(nn.Module):
         self.horizon, self.candidates, self.iterations, self.top_k = horizon, candidates, iterations, top_k
         self.objective, self.gamma, self.init_std = objective, gamma, init_std
         self.summarise = summarise
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"planner precision {precision!r}; available: 'fp32', 'bf16'")
+        self.precision = precision
         self._stats: dict[str, torch.Tensor] = {}
         self.last_returns: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ pieces
     def returns(self, deter: torch.Tensor, stoch: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """``[N, C]`` predicted returns of ``actions [N, C, H, A]`` from ``(deter, stoch)``."""
+        """``[N, C]`` predicted returns of ``actions [N, C, H, A]`` from ``(deter, stoch)``, float32."""
+        if self.precision == "bf16":
+            with torch.autocast(deter.device.type, dtype=torch.bfloat16):
+                return latent_returns(self.rssm, self._reward, deter, stoch, actions, objective=self.objective,
+                                      gamma=self.gamma, value=self._value)
         return latent_returns(self.rssm, self._reward, deter, stoch, actions, objective=self.objective,
                               gamma=self.gamma, value=self._value)
 
