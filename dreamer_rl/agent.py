@@ -18,6 +18,7 @@ original does; the stop-gradients of the losses keep each module trained only by
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import torch
@@ -38,8 +39,10 @@ from dreamer_rl.explorer import ExplorationLearner
 from dreamer_rl.losses.plan2explore import DisagreementEnsemble
 from dreamer_rl.optim import LaProp
 from dreamer_rl.planners import LatentPlanner, make_planner
-from dreamer_rl.runtime import flush_denormals, keep_freed_memory
+from dreamer_rl.runtime import bf16_is_native, flush_denormals, keep_freed_memory
 from dreamer_rl.world_model import WorldModel
+
+log = logging.getLogger(__name__)
 
 
 class Dreamer(nn.Module):
@@ -213,7 +216,10 @@ class Learner(nn.Module):
         self.grad_clip = t.grad_clip
         #: ``train.precision``: the forward passes' compute dtype (:meth:`autocast`)
         self.precision = t.precision
-        self.device = torch.device("cpu")  # the agent's, read at each update
+        self.device = next(agent.world_model.parameters()).device  # the agent's, read again at each update
+        if self.precision == "bf16" and not bf16_is_native(self.device):
+            log.warning("train.precision bf16: this %s has no native bfloat16 matmuls, so updates will be slower "
+                        "than in fp32; use --train.precision fp32", self.device.type)
         self.explorer = (ExplorationLearner(agent, recipe, resolve_actor_grad(b.actor_grad, agent.action_space))
                          if agent.ensemble is not None else None)
         #: the last update's posterior states ``[B, T]`` (detached ``("posterior", "deter"/"stoch")``, no copy)

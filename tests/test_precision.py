@@ -172,3 +172,16 @@ def test_bf16_planning_from_the_command_line(tmp_path: Path) -> None:
     result = run_recipe_here(tmp_path, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(figures(result.stdout)["frames"]) >= 400  # PlaNet's cartpole action repeat 8: whole agent steps
+
+
+def test_bf16_without_native_support_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import dreamer_rl.agent
+
+    monkeypatch.setattr(dreamer_rl.agent, "bf16_is_native", lambda device: False)
+    with caplog.at_level("WARNING", logger="dreamer_rl.agent"):
+        learner("dreamer_v1", "bf16")
+    assert "no native bfloat16 matmuls" in caplog.text and "--train.precision fp32" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dreamer_rl.agent"):
+        learner("dreamer_v1", "fp32")
+    assert not caplog.text
