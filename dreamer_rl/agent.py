@@ -12,7 +12,8 @@ owns the three losses and the optimiser(s) and performs one update:
 with the freshly updated model, each clipping its own gradient norm. ``"laprop"`` (V3): the three losses are summed
 and one backward and one LaProp step (with adaptive gradient clipping and warm-up) update everything, as the JAX
 original does; the stop-gradients of the losses keep each module trained only by its own terms.
-``update`` returns detached scalar tensors (no host sync inside).
+``update`` returns detached scalar tensors (no host sync inside). ``train.precision bf16`` runs every forward pass
+of an update under bfloat16 autocast (:meth:`Learner.autocast`); the backward passes and optimiser steps stay outside.
 """
 
 from __future__ import annotations
