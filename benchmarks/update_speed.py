@@ -137,6 +137,8 @@ def dreamer_v3(args: argparse.Namespace) -> None:
     print(f"device={args.device}")
     print(f"size={args.size}")
     print(f"precision={args.precision}")
+    # TorchRL's DreamerV3 stepper applies its mixed_precision (bfloat16 autocast) on CUDA only
+    print(f"torchrl_precision={args.precision if args.device.startswith('cuda') else 'fp32'}")
     print(f"sec_per_update_torchrl={ref['sec_per_update']:.3f}")
     print(f"sec_per_update_ours={ours['sec_per_update']:.3f}")
     print(f"sec_per_update_torchrl_keep_freed_memory={same['sec_per_update']:.3f}")
