@@ -40,7 +40,7 @@ from dreamer_rl.explorer import ExplorationLearner
 from dreamer_rl.losses.plan2explore import DisagreementEnsemble
 from dreamer_rl.optim import LaProp
 from dreamer_rl.planners import LatentPlanner, make_planner
-from dreamer_rl.runtime import bf16_is_native, flush_denormals, keep_freed_memory
+from dreamer_rl.runtime import bf16_is_native, compute_precision, flush_denormals, keep_freed_memory
 from dreamer_rl.world_model import WorldModel
 
 log = logging.getLogger(__name__)
@@ -276,9 +276,7 @@ class Learner(nn.Module):
         state stays float32, so the losses, the λ-returns and the optimiser see float32 only. Backward passes run
         outside it, as autocast asks.
         """
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return compute_precision(self.precision, self.device)
 
     def _forward(self, fn, *args):
         """``fn(*args)`` in the update's precision (:meth:`autocast`)."""

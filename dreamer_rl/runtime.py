@@ -26,6 +26,7 @@ slower than float32, which the learner warns about.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -94,6 +95,13 @@ def _restart_openmp_pool() -> bool:
         except (OSError, AttributeError):
             continue
     return ok
+
+
+def compute_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context of a forward pass in ``precision``: bfloat16 autocast on ``device`` for ``bf16``, else nothing."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def bf16_is_native(device: torch.device) -> bool:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from dreamer_rl.action_space import ActionSpace
+from dreamer_rl.runtime import compute_precision
 from dreamer_rl.planners.rollout import Head, Objective, latent_returns
 
 
@@ -96,12 +97,9 @@ class LatentPlanner(nn.Module):
     # ------------------------------------------------------------------ pieces
     def returns(self, deter: torch.Tensor, stoch: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``[N, C]`` predicted returns of ``actions [N, C, H, A]`` from ``(deter, stoch)``, float32."""
-        if self.precision == "bf16":
-            with torch.autocast(deter.device.type, dtype=torch.bfloat16):
-                return latent_returns(self.rssm, self._reward, deter, stoch, actions, objective=self.objective,
-                                      gamma=self.gamma, value=self._value)
-        return latent_returns(self.rssm, self._reward, deter, stoch, actions, objective=self.objective,
-                              gamma=self.gamma, value=self._value)
+        with compute_precision(self.precision, deter.device):
+            return latent_returns(self.rssm, self._reward, deter, stoch, actions, objective=self.objective,
+                                  gamma=self.gamma, value=self._value)
 
     def initial_plan(self, n: int, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The cold-start plan ``[N, H, A]``: mean 0 (continuous) or uniform logits 0 (discrete)."""
