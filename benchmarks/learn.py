@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dreamer_rl.compile import COMPILE_MODES
 from dreamer_rl.config import Recipe, deep_merge, known_fields
 from dreamer_rl.training import MUTABLE_RUN_FIELDS, Run, default_env_fn
 from recipes.presets import apply_presets
@@ -47,21 +48,22 @@ def random_return(recipe: Recipe, episodes: int, seed: int) -> float:
 def learn_recipe(task: str = "dmc_cartpole_balance", frames: int = 50_000, batch: int | None = None,
                  train_ratio: float | None = None, eval_every: int = 5000, eval_episodes: int = 3,
                  pixels: bool = False, seed: int = 0, runs_dir: str = "runs", keep: bool = False,
-                 preset: str = "dreamer_v1", precision: str = "fp32") -> Recipe:
+                 preset: str = "dreamer_v1", precision: str = "fp32", compile: str = "none") -> Recipe:
     """The benchmark's recipe: ``preset`` + ``dmc_proprio`` (or ``dmc_vision``; ``gym`` for ``gym_`` tasks), no
     tracking.
 
     ``batch`` / ``train_ratio``: ``None`` keeps the preset's (DreamerV1: 16 and 0.1, its recorded CPU setting).
     ``keep``: checkpoint at every evaluation so that a rerun resumes (otherwise never checkpoint).
-    ``precision``: ``train.precision`` (``bf16``: bfloat16 autocast; not part of the run's name, so a resumed run may
-    change it).
+    ``precision``: ``train.precision`` (``bf16``: bfloat16 autocast), ``compile``: ``train.compile`` (a
+    ``torch.compile`` mode for the world model's steps); neither is part of the run's name, so a resumed run may
+    change them.
     """
     if preset == "dreamer_v1":
         batch, train_ratio = batch or 16, train_ratio or 0.1
     domain = "gym" if task.startswith("gym_") else "dmc_vision" if pixels else "dmc_proprio"
     base = apply_presets([preset, domain])
     train = {k: v for k, v in (("batch_size", batch), ("train_ratio", train_ratio)) if v is not None}
-    train["precision"] = precision
+    train["precision"], train["compile"] = precision, compile
     recipe = Recipe.model_validate(deep_merge(base, {"env": {"task": task}, "train": train}))
     prefix = "learn" if preset == "dreamer_v1" else f"learn-{preset}"
     ratio = "" if train_ratio is None else f"-r{train_ratio:g}"
@@ -75,7 +77,7 @@ def learn_recipe(task: str = "dmc_cartpole_balance", frames: int = 50_000, batch
 
 def recorded_recipe(recipe: Recipe) -> Recipe:
     """The recipe a resumed benchmark run was started with (its ``recipe.json``), with this command's budget,
-    clocks and precision: a curve stays one recipe's even when a preset changes between sittings. ``recipe`` itself for a new run.
+    clocks, precision and compile mode: a curve stays one recipe's even when a preset changes between sittings. ``recipe`` itself for a new run.
 
     Fields added to the recipe since the run started take their defaults (the old behaviour), fields removed since
     are dropped."""
@@ -84,7 +86,8 @@ def recorded_recipe(recipe: Recipe) -> Recipe:
         return recipe
     known = known_fields(json.loads(stored.read_text()))
     clocks = {k: v for k, v in recipe.run.model_dump().items() if k in MUTABLE_RUN_FIELDS | {"runs_dir"}}
-    return Recipe.model_validate(deep_merge(known, {"run": clocks, "train": {"precision": recipe.train.precision}}))
+    speed = {"precision": recipe.train.precision, "compile": recipe.train.compile}
+    return Recipe.model_validate(deep_merge(known, {"run": clocks, "train": speed}))
 
 
 def main() -> None:
@@ -99,6 +102,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="train.precision of the updates (bf16: bfloat16 autocast, float32 weights)")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                   help="train.compile: torch.compile the world model's steps (none: eager)")
     p.add_argument("--eval-every", type=int, default=5000)
     p.add_argument("--eval-episodes", type=int, default=3)
     p.add_argument("--pixels", action="store_true", help="learn from pixels instead of the state vector")
@@ -111,7 +116,7 @@ def main() -> None:
         runs_dir = args.runs_dir or stack.enter_context(tempfile.TemporaryDirectory())
         recipe = learn_recipe(args.task, args.frames, args.batch, args.train_ratio, args.eval_every,
                               args.eval_episodes, args.pixels, args.seed, runs_dir, keep=args.runs_dir is not None,
-                              preset=args.preset, precision=args.precision)
+                              preset=args.preset, precision=args.precision, compile=args.compile)
         recipe = recorded_recipe(recipe)
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -19,15 +19,16 @@ from dreamer_rl.config import Recipe
 
 def build_ours_update(batch_size: int = 50, seq_len: int = 50, deter: int = 200, stoch: int = 30, hidden: int = 400,
                       depth: int = 32, action_dim: int = 6, horizon: int = 15, device: str | torch.device = "cpu",
-                      precision: str = "fp32") -> tuple[Callable[[TensorDictBase], None], Callable[[], TensorDictBase]]:
+                      precision: str = "fp32", compile: str = "none") -> tuple[Callable[[TensorDictBase], None], Callable[[], TensorDictBase]]:
     """``(update, make_batch)`` for our DreamerV1 at the given size; batches are stored rows ``[B, T]``.
 
-    ``precision``: ``train.precision`` (``fp32``, or ``bf16`` autocast with float32 weights and losses)."""
+    ``precision``: ``train.precision`` (``fp32``, or ``bf16`` autocast with float32 weights and losses);
+    ``compile``: ``train.compile`` (``none``, or a ``torch.compile`` mode for the world model's steps)."""
     device = torch.device(device)
     recipe = Recipe.model_validate({
         "model": {"deter": deter, "stoch": stoch, "hidden": deter, "units": hidden, "cnn_depth": depth},
         "behavior": {"horizon": horizon},
-        "train": {"batch_size": batch_size, "seq_len": seq_len, "precision": precision},
+        "train": {"batch_size": batch_size, "seq_len": seq_len, "precision": precision, "compile": compile},
     })
     torch.manual_seed(0)
     agent = build_dreamer(recipe, (3, 64, 64), action_dim).to(device)

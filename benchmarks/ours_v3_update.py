@@ -24,16 +24,17 @@ from recipes.presets import PRESETS
 def build_ours_v3_update(batch_size: int = 16, seq_len: int = 64, deter: int = 2048, hidden: int = 256,
                          stoch: int = 32, classes: int = 16, depth: int = 16, units: int = 256, blocks: int = 8,
                          action_dim: int = 6, horizon: int = 15, device: str | torch.device = "cpu",
-                         precision: str = "fp32") -> tuple[Callable[[TensorDictBase], None], Callable[[], TensorDictBase]]:
+                         precision: str = "fp32", compile: str = "none") -> tuple[Callable[[TensorDictBase], None], Callable[[], TensorDictBase]]:
     """``(update, make_batch)`` for our DreamerV3 at the given size; batches are stored rows ``[B, T]``.
 
-    ``precision``: ``train.precision`` (``fp32``, or ``bf16`` autocast with float32 weights and losses)."""
+    ``precision``: ``train.precision`` (``fp32``, or ``bf16`` autocast with float32 weights and losses);
+    ``compile``: ``train.compile`` (``none``, or a ``torch.compile`` mode for the world model's steps)."""
     device = torch.device(device)
     sizes = {"model": {"deter": deter, "hidden": hidden, "stoch": stoch, "classes": classes, "cnn_depth": depth,
                        "units": units, "blocks": blocks, "obs_loss": "mse", "conv": "dreamer_v3",
                        "conv_strided": True},
              "behavior": {"horizon": horizon},
-             "train": {"batch_size": batch_size, "seq_len": seq_len, "precision": precision}}
+             "train": {"batch_size": batch_size, "seq_len": seq_len, "precision": precision, "compile": compile}}
     recipe = Recipe.model_validate(deep_merge(deep_merge(PRESETS["dreamer_v3"], PRESETS["size12m"]), sizes))
     torch.manual_seed(0)
     agent = build_dreamer(recipe, (3, 64, 64), action_dim).to(device)

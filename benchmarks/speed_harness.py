@@ -6,15 +6,17 @@ in :data:`SIZES` plus ``device``. DreamerV1 builders (``torchrl``, ``ours``)
 have the signature of :func:`benchmarks.torchrl_reference.build_torchrl_update`::
 
     build(batch_size, seq_len, deter, stoch, hidden, depth, action_dim,
-          horizon, device, precision) -> (update(batch) -> None, make_batch() -> batch)
+          horizon, device, precision, compile) -> (update(batch) -> None, make_batch() -> batch)
 
 DreamerV3 builders (``torchrl_v3``, ``ours_v3``) that of
 :func:`benchmarks.torchrl_v3_reference.build_torchrl_v3_update`::
 
     build(batch_size, seq_len, deter, hidden, stoch, classes, depth, units,
-          blocks, action_dim, horizon, device, precision) -> (update, make_batch)
+          blocks, action_dim, horizon, device, precision, compile) -> (update, make_batch)
 
-``precision`` is ``"fp32"`` or ``"bf16"`` (bfloat16 autocast over float32 weights, each side its own way).
+``precision`` is ``"fp32"`` or ``"bf16"`` (bfloat16 autocast over float32 weights, each side its own way);
+``compile`` is ``"none"`` (eager) or a ``torch.compile`` mode (ours: ``train.compile``; TorchRL's DreamerV3: its
+stepper's ``compile_train_step`` / ``cudagraph``; TorchRL's DreamerV1 has no compiled path and stays eager).
 
 :data:`ALGORITHMS` says which implementations and sizes belong together.
 
@@ -59,6 +61,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from dreamer_rl.compile import COMPILE_MODES
 
 IMPLEMENTATIONS: dict[str, str] = {
     "torchrl": "benchmarks.torchrl_reference:build_torchrl_update",
@@ -236,7 +240,7 @@ def _loadavg_1m() -> float | None:
 
 def run_impl(
     impl: str, size: str, warmup: int, iters: int, device: str = "cpu",
-    threads: int | None = None, seed: int = 0, precision: str = "fp32",
+    threads: int | None = None, seed: int = 0, precision: str = "fp32", compile: str = "none",
 ) -> dict[str, Any]:
     """Build ``impl`` at ``size`` in this process and time it."""
     if threads is not None:
@@ -245,8 +249,8 @@ def run_impl(
     check_pairing(impl, size)
     builder = load_builder(impl)
     cfg = dict(SIZES[size])
-    update, make_batch = builder(**cfg, device=device, precision=precision)
-    result = {"impl": impl, "size": size, "device": device, "precision": precision}
+    update, make_batch = builder(**cfg, device=device, precision=precision, compile=compile)
+    result = {"impl": impl, "size": size, "device": device, "precision": precision, "compile": compile}
     load_before = _loadavg_1m()
     result.update(time_update(update, make_batch, warmup=warmup, iters=iters))
     result.update(
@@ -265,13 +269,13 @@ def run_impl(
 
 def run_in_subprocess(
     impl: str, size: str, warmup: int, iters: int, device: str = "cpu",
-    threads: int | None = None, precision: str = "fp32",
+    threads: int | None = None, precision: str = "fp32", compile: str = "none",
 ) -> dict[str, Any]:
     """Run one implementation in a fresh interpreter and parse its JSON line."""
     cmd = [
         sys.executable, "-m", "benchmarks.speed_harness", "--impl", impl,
         "--size", size, "--warmup", str(warmup), "--iters", str(iters),
-        "--device", device, "--precision", precision,
+        "--device", device, "--precision", precision, "--compile", compile,
     ]
     if threads is not None:
         cmd += ["--threads", str(threads)]
@@ -300,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16: the builders' bfloat16 autocast (float32 weights)")
+    parser.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                        help="torch.compile mode of the builders' compiled path (none: eager)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--keep-freed-memory", action="store_true",
@@ -316,14 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         rc = 0
         for impl in impls:
             res = run_in_subprocess(impl, args.size, args.warmup, args.iters,
-                                    args.device, args.threads, args.precision)
+                                    args.device, args.threads, args.precision, args.compile)
             rc |= int("error" in res)
             print(json.dumps(res), flush=True)
         return rc
 
     try:
         res = run_impl(impls[0], args.size, args.warmup, args.iters, args.device,
-                       args.threads, precision=args.precision)
+                       args.threads, precision=args.precision, compile=args.compile)
     except ImplementationNotAvailable as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -393,10 +393,13 @@ def build_torchrl_update(
     horizon: int = 15,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
+    compile: str = "none",
 ) -> tuple[Callable[[TensorDictBase], None], Callable[[], TensorDictBase]]:
     """Build TorchRL's DreamerV1 update and a matching random-batch factory.
 
     ``precision="bf16"``: each loss forward under bfloat16 autocast, as the sota script's ``autocast_dtype`` does.
+    ``compile`` is accepted for the harness's common signature and not used: TorchRL's DreamerV1 losses have no
+    compiled path, so this side is always eager.
 
     Sizes follow the sota script's roles: ``deter`` is ``rssm_hidden_dim``
     (GRU size *and* the RSSM prior/posterior MLP width, as in the sota

@@ -27,10 +27,11 @@ Parts (all TorchRL 0.14.1 public classes; the wiring follows the DreamerV3 examp
   ``DreamerV3Optimizer`` step (LaProp-style RMS-normalised momentum with adaptive gradient clipping 0.3, lr 4e-5,
   eps 1e-20, lr warm-up 1000 updates) over every parameter, then the slow-critic update.
 
-Eager on every device (``compile_train_step=False, cudagraph=False``): on CUDA the stepper's defaults would
-compile the step and capture it in a CUDA graph; here both sides run uncompiled at the same precision, fp32 unless
-``precision="bf16"`` turns on the stepper's ``mixed_precision`` (bfloat16 autocast, which TorchRL applies on CUDA
-only).
+Eager on every device by default (``compile_train_step=False, cudagraph=False``): on CUDA the stepper's defaults
+would compile the step and capture it in a CUDA graph; here both sides run uncompiled at the same precision, fp32
+unless ``precision="bf16"`` turns on the stepper's ``mixed_precision`` (bfloat16 autocast, which TorchRL applies on
+CUDA only). ``compile`` other than ``none`` turns on the stepper's ``compile_train_step`` (and ``cudagraph`` for
+``reduce-overhead`` on CUDA), as ``train.compile`` does for ours.
 
 What one ``update(batch)`` does: ``stepper.step(None, batch)``: the four losses forward, one ``backward`` through
 all of them, the optimiser step on world model + actor + value, the target-critic update.
@@ -123,7 +124,8 @@ class TorchRLDreamerV3Update:
     """
 
     def __init__(self, *, world_model, actor_model, value_model, continuation_model, model_based_env,
-                 horizon: int, lr_warmup: int, mixed_precision: bool = False) -> None:
+                 horizon: int, lr_warmup: int, mixed_precision: bool = False, compile_train_step: bool = False,
+                 compile_mode: str = "default", cudagraph: bool = False) -> None:
         self.world_model, self.actor_model, self.value_model = world_model, actor_model, value_model
         model_loss = DreamerV3ModelLoss(
             world_model, kl_mode="separate", lambda_dynamic=1.0, lambda_representation=0.1, free_bits=1.0,
@@ -143,11 +145,17 @@ class TorchRLDreamerV3Update:
         self.optimizer = DreamerV3Optimizer(self.loss.parameters(), lr=LR, agc=AGC, eps=EPS,
                                             warmup_steps=lr_warmup)
         self.stepper = DreamerV3OptimizationStepper(self.loss, self.optimizer, self.target_updater,
-                                                    compile_train_step=False, cudagraph=False,
+                                                    compile_train_step=compile_train_step,
+                                                    compile_mode=compile_mode, cudagraph=cudagraph,
                                                     mixed_precision=mixed_precision)
         self.last_losses: dict[str, torch.Tensor] = {}
+        #: a compiled or captured step needs the stepper's ``warmup(sample)`` (which trains nothing) first
+        self.needs_warmup = compile_train_step or cudagraph
 
     def __call__(self, batch: TensorDictBase) -> None:
+        if self.needs_warmup:
+            self.stepper.warmup(batch)
+            self.needs_warmup = False
         metrics = self.stepper.step(None, batch)
         self.last_losses = {k: v for k, v in metrics.items() if k.startswith("loss_")}
 
@@ -167,6 +175,7 @@ def build_torchrl_v3_update(
     device: str | torch.device = "cpu",
     lr_warmup: int = LR_WARMUP,
     precision: str = "fp32",
+    compile: str = "none",
 ) -> tuple[Callable[[TensorDictBase], None], Callable[[], TensorDictBase]]:
     """Build TorchRL's DreamerV3 update at the given size and a matching random-batch factory.
 
@@ -175,7 +184,10 @@ def build_torchrl_v3_update(
         :param depth: CNN base channels; :param units: width of reward, continuation, actor and value MLPs;
         :param blocks: GRU and decoder-projection blocks; :param lr_warmup: optimiser lr warm-up updates (the
         first update has lr 0 when > 0); :param precision: ``bf16`` sets the stepper's ``mixed_precision`` (TorchRL
-        enables that bfloat16 autocast on CUDA only: on a CPU its update stays float32).
+        enables that bfloat16 autocast on CUDA only: on a CPU its update stays float32); :param compile: ``none``
+        (eager), or the stepper's ``compile_train_step`` with that ``compile_mode`` (``reduce-overhead``: the
+        ``default`` mode plus the stepper's own ``cudagraph`` capture on CUDA), TorchRL's counterparts of our
+        ``train.compile``; the first call then runs the stepper's ``warmup(batch)``.
     :returns: ``(update, make_batch)``; ``update(batch)`` performs one full update and keeps the detached losses
         in ``update.last_losses``; ``make_batch()`` returns a fresh random ``[batch_size, seq_len]`` TensorDict.
     """
@@ -253,6 +265,9 @@ def build_torchrl_v3_update(
 
     update = TorchRLDreamerV3Update(world_model=world_model, actor_model=actor_model, value_model=value_model,
                                     continuation_model=continuation_model.to(device), model_based_env=mb_env,
-                                    horizon=horizon, lr_warmup=lr_warmup, mixed_precision=precision == "bf16")
+                                    horizon=horizon, lr_warmup=lr_warmup, mixed_precision=precision == "bf16",
+                                    compile_train_step=compile != "none",
+                                    compile_mode="default" if compile == "reduce-overhead" else compile,
+                                    cudagraph=compile == "reduce-overhead" and device.type == "cuda")
     update.loss.to(device)
     return update, make_batch

@@ -4,6 +4,7 @@
     python -m benchmarks.update_speed --iters 5
     python -m benchmarks.update_speed --algo dreamer_v3     # DreamerV3 size12m against TorchRL's DreamerV3
     python -m benchmarks.update_speed --checkpoint runs/<name>/checkpoints/latest.pt --iters 3
+    python -m benchmarks.update_speed --algo dreamer_v3 --compile default   # both sides compiled
 
 ``--algo dreamer_v1`` (default). Update: world model + actor + value losses, their backward passes and the three Adam
 steps, batch 50 x 50, deter 200, stoch 30, 400 units, CNN depth 32, 64x64x3 pixels, horizon 15, same precision (fp32)
@@ -25,6 +26,12 @@ through ``DreamerV3OptimizationStepper``, eager). One subprocess each, in this i
 allocator setting, like for like. Prints ``sec_per_update_torchrl=``, ``sec_per_update_ours=``,
 ``sec_per_update_torchrl_keep_freed_memory=``, ``speedup_vs_torchrl_same_allocator=``, ``peak_rss_mib_torchrl=``,
 ``peak_rss_mib_ours=``, then ``speedup_vs_torchrl=`` last. ``--size small_v3`` checks the plumbing in seconds.
+
+``--compile MODE`` (``default``, ``reduce-overhead``, ``max-autotune``; ``none`` by default): ours with
+``train.compile MODE`` (the world model's filter and imagination steps through ``torch.compile``,
+:mod:`dreamer_rl.compile`), TorchRL's DreamerV3 with its stepper's ``compile_train_step`` (and ``cudagraph`` for
+``reduce-overhead`` on CUDA); the first (warm-up) update of each side compiles. TorchRL's DreamerV1 has no compiled
+path and stays eager. Prints ``compile=`` and ``torchrl_compile=``.
 
 ``--checkpoint PATH``: a checkpoint written by a training run (``dreamer_rl.training.Run.save``). The agent is rebuilt
 from the recipe stored in it (pixels ``[3, 64, 64]`` when ``env.from_pixels``, else a vector whose size, like the
@@ -50,12 +57,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def harness(impl: str, size: str, warmup: int, iters: int, device: str, keep_freed_memory: bool = False,
-            threads: int | None = None, precision: str = "fp32") -> dict:
+            threads: int | None = None, precision: str = "fp32", compile: str = "none") -> dict:
     """Time ``impl`` at ``size`` in a fresh interpreter (``benchmarks.speed_harness``); its JSON result."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, "-m", "benchmarks.speed_harness", "--impl", impl, "--size", size,
-           "--warmup", str(warmup), "--iters", str(iters), "--device", device, "--precision", precision]
+           "--warmup", str(warmup), "--iters", str(iters), "--device", device, "--precision", precision,
+           "--compile", compile]
     cmd += (["--keep-freed-memory"] if keep_freed_memory else []) + (["--threads", str(threads)] if threads else [])
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -100,11 +108,12 @@ def collection_fps(steps: int, device: str) -> tuple[float, float]:
 
 def dreamer_v1(args: argparse.Namespace) -> None:
     results = {impl: harness(impl, args.size, args.warmup, args.iters, args.device, threads=args.threads,
-                          precision=args.precision)
+                          precision=args.precision, compile=args.compile)
                for impl in ("torchrl", "ours")}
     # like for like: TorchRL with the allocator setting our trainer applies (dreamer_rl.runtime.keep_freed_memory)
     results["torchrl_keep_freed_memory"] = harness("torchrl", args.size, args.warmup, args.iters, args.device, True,
-                                                   threads=args.threads, precision=args.precision)
+                                                   threads=args.threads, precision=args.precision,
+                                                   compile=args.compile)
     for impl, r in results.items():
         _report(impl, r)
     bare, collect = collection_fps(args.collect_steps, args.device)
@@ -112,6 +121,8 @@ def dreamer_v1(args: argparse.Namespace) -> None:
     print(f"device={args.device}")
     print(f"size={args.size}")
     print(f"precision={args.precision}")
+    print(f"compile={args.compile}")
+    print("torchrl_compile=none")  # TorchRL's DreamerV1 losses have no compiled path
     print(f"sec_per_update_torchrl={ref['sec_per_update']:.3f}")
     print(f"sec_per_update_ours={ours['sec_per_update']:.3f}")
     same = results["torchrl_keep_freed_memory"]
@@ -126,11 +137,12 @@ def dreamer_v1(args: argparse.Namespace) -> None:
 
 def dreamer_v3(args: argparse.Namespace) -> None:
     results = {impl: harness(impl, args.size, args.warmup, args.iters, args.device, threads=args.threads,
-                          precision=args.precision)
+                          precision=args.precision, compile=args.compile)
                for impl in ("torchrl_v3", "ours_v3")}
     # like for like, as for V1: TorchRL with the allocator setting our Learner applies
     results["torchrl_v3_keep_freed_memory"] = harness("torchrl_v3", args.size, args.warmup, args.iters, args.device,
-                                                      True, threads=args.threads, precision=args.precision)
+                                                      True, threads=args.threads, precision=args.precision,
+                                                      compile=args.compile)
     for impl, r in results.items():
         _report(impl, r)
     ours, ref, same = results["ours_v3"], results["torchrl_v3"], results["torchrl_v3_keep_freed_memory"]
@@ -139,6 +151,8 @@ def dreamer_v3(args: argparse.Namespace) -> None:
     print(f"precision={args.precision}")
     # TorchRL's DreamerV3 stepper applies its mixed_precision (bfloat16 autocast) on CUDA only
     print(f"torchrl_precision={args.precision if args.device.startswith('cuda') else 'fp32'}")
+    print(f"compile={args.compile}")
+    print(f"torchrl_compile={args.compile}")
     print(f"sec_per_update_torchrl={ref['sec_per_update']:.3f}")
     print(f"sec_per_update_ours={ours['sec_per_update']:.3f}")
     print(f"sec_per_update_torchrl_keep_freed_memory={same['sec_per_update']:.3f}")
@@ -150,6 +164,7 @@ def dreamer_v3(args: argparse.Namespace) -> None:
 
 def main() -> None:
     from benchmarks.speed_harness import ALGORITHMS
+    from dreamer_rl.compile import COMPILE_MODES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algo", default="dreamer_v1", choices=sorted(ALGORITHMS))
@@ -165,6 +180,10 @@ def main() -> None:
                    help="bf16: ours with train.precision bf16, TorchRL with bfloat16 autocast (V1: around each loss "
                         "forward, as its sota script; V3: its stepper's mixed_precision, which TorchRL applies on "
                         "CUDA only)")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                   help="ours: train.compile (torch.compile of the world model's steps); TorchRL's DreamerV3: its "
+                        "stepper's compile_train_step (+ cudagraph for reduce-overhead on CUDA); TorchRL's "
+                        "DreamerV1 stays eager")
     p.add_argument("--collect-steps", type=int, default=200, help="agent steps per collection measurement")
     args = p.parse_args()
     if args.checkpoint is not None:

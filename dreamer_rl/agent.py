@@ -36,6 +36,7 @@ from dreamer_rl.losses.slow_critic import SlowCritic
 from dreamer_rl.nets.actors import make_actor
 from dreamer_rl.nets.heads import ScalarHead
 from dreamer_rl.nets.init import dreamer_v3_init
+from dreamer_rl.compile import compile_steps
 from dreamer_rl.explorer import ExplorationLearner
 from dreamer_rl.losses.plan2explore import DisagreementEnsemble
 from dreamer_rl.optim import LaProp
@@ -221,6 +222,8 @@ class Learner(nn.Module):
         if self.precision == "bf16" and not bf16_is_native(self.device):
             log.warning("train.precision bf16: this %s has no native bfloat16 matmuls, so updates will be slower "
                         "than in fp32; use --train.precision fp32", self.device.type)
+        #: ``train.compile``: the world model's sequential steps, compiled in place (:mod:`dreamer_rl.compile`)
+        self.compiled = compile_steps(agent.world_model.rssm, t.compile)
         self.explorer = (ExplorationLearner(agent, recipe, resolve_actor_grad(b.actor_grad, agent.action_space))
                          if agent.ensemble is not None else None)
         #: the last update's posterior states ``[B, T]`` (detached ``("posterior", "deter"/"stoch")``, no copy)
@@ -286,6 +289,8 @@ class Learner(nn.Module):
     def update(self, batch: TensorDictBase) -> dict[str, torch.Tensor]:
         """One update on stored rows ``[B, T]``; returns ``train/...`` metrics as detached 0-d tensors."""
         self.device = next(self.agent.world_model.parameters()).device
+        if self.compiled and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # reduce-overhead: a new update, earlier graphs' outputs free
         a = self.agent
         batch = self.prepare(batch)
         wm_losses, states = self._forward(self.world_model_loss, batch)

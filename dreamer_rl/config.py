@@ -299,6 +299,10 @@ class TrainConfig(_Section):
         "fp32", description="compute precision of the update's forward passes: 'bf16' runs matmuls and "
         "convolutions in bfloat16 under autocast (DreamerV3's compute_dtype) with float32 weights, optimiser "
         "states, recurrent states and every loss and distribution; 'fp32' everywhere otherwise")
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune"] = Field(
+        "none", description="torch.compile the world model's filter and imagination steps (dreamer_rl.compile): "
+        "'default' fuses each step's elementwise work into a few kernels, 'reduce-overhead' adds CUDA graphs on a "
+        "GPU, 'max-autotune' also tunes matmul kernels; compiles at the first update; 'none': eager")
 
 
 # The field ``tracking.register`` (the command line's --tracking.register) shadows ``ABCMeta.register`` of pydantic

@@ -228,6 +228,18 @@ class RSSM(nn.Module):
         deter = self.transition(deter, stoch, self.transition.action_input(action))
         return deter, self.sample(self.posterior(deter, self.post_in_embed(embed)))
 
+    def filter_step(self, deter: torch.Tensor, stoch: torch.Tensor, keep: torch.Tensor, act_in: torch.Tensor,
+                    emb_in: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The body of :meth:`observe`'s loop: ``(h_{t-1}, z_{t-1}) -> (h_t, z_t ~ q, stats of q)``, shapes ``[B, .]``.
+
+        ``keep`` ``[B, 1]`` is 0 where an episode starts; ``act_in`` / ``emb_in`` are the projected action and
+        embedding of the step, ``noise`` its draw (:meth:`sample`). A pure tensor function, what ``train.compile``
+        compiles (:mod:`dreamer_rl.compile`).
+        """
+        deter = self.transition(deter * keep, stoch * keep, act_in)
+        post = self.posterior(deter, emb_in)
+        return deter, self.sample(post, noise), post
+
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_init: torch.Tensor,
                 state: tuple[torch.Tensor, torch.Tensor] | None = None) -> RSSMStates:
         """Filter a batch of sequences.
@@ -249,10 +261,7 @@ class RSSM(nn.Module):
         noise = self._noise(B, T, device=embed.device, dtype=embed.dtype).unbind(1)
         deters, stochs, posts = [], [], []
         for t in range(T):
-            deter, stoch = deter * keeps[t], stoch * keeps[t]
-            deter = self.transition(deter, stoch, act_in[t])
-            post = self.posterior(deter, emb_in[t])
-            stoch = self.sample(post, noise[t])
+            deter, stoch, post = self.filter_step(deter, stoch, keeps[t], act_in[t], emb_in[t], noise[t])
             deters.append(deter), stochs.append(stoch), posts.append(post)
         deter_bt = torch.stack(deters, 1)  # [B, T, D]
         prior = self.prior(deter_bt)  # [B, T, stats], all steps at once

@@ -57,7 +57,7 @@ PHYSICS_KEYS = ("position", "velocity")
 # Fields a resumed run may change: the budget, the clocks and where it runs.
 #: recipe fields a resumed run may change: its budget, its clocks, and where and in what precision it computes
 MUTABLE_FIELDS = frozenset({f"run.{k}" for k in ("steps", "log_every", "eval_every", "save_every", "device", "threads")}
-                           | {"train.precision", "planner.precision"})
+                           | {"train.precision", "train.compile", "planner.precision"})
 MUTABLE_RUN_FIELDS = frozenset(k[4:] for k in MUTABLE_FIELDS if k.startswith("run."))
 
 

@@ -50,3 +50,9 @@ def test_learn_resumes_the_recorded_recipe(tmp_path) -> None:
     resumed = recorded_recipe(longer)
     assert resumed.model.image_bits == 8 and resumed.model.transition == "rssm"
     assert resumed.run.steps == 50_000 and resumed.run_name == recipe.run_name
+    # the speed settings are this command's, not the recorded ones (no part of the curve's recipe)
+    faster = recorded_recipe(learn_recipe("dmc_cartpole_swingup", 50_000, None, None, 5000, 1, False, 0,
+                                          str(tmp_path), keep=True, preset="planet", precision="bf16",
+                                          compile="default"))
+    assert faster.train.precision == "bf16" and faster.train.compile == "default"
+    assert faster.model.image_bits == 8 and faster.run_name == recipe.run_name

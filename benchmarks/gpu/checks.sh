@@ -6,7 +6,9 @@
 #
 # 1. the CUDA tests (tests/test_gpu.py) but the recipe run, which needs dm_control and MLflow;
 # 2. the DreamerV3 update at size12m, ours against TorchRL's, fp32 and bf16 (benchmarks.update_speed);
-# 3. one PlaNet CEM plan, ours against TorchRL's CEMPlanner, fp32 and bf16 (benchmarks.plan_speed).
+# 3. one PlaNet CEM plan, ours against TorchRL's CEMPlanner, fp32 and bf16 (benchmarks.plan_speed);
+# 4. ours compiled (train.compile reduce-overhead: inductor kernels + CUDA graphs) in bf16 at the same size
+#    (benchmarks.speed_harness; TorchRL's compiled step takes minutes to compile, beyond this budget).
 # Everything goes to $OUT/gpu.log (one file back); DEVICE=cpu SIZE=small_v3 runs the same steps here, in seconds.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,4 +32,6 @@ for precision in fp32 bf16; do
     --precision "$precision"
   step python3 -m benchmarks.plan_speed --device "$DEVICE" --repeats 20 --precision "$precision"
 done
+step python3 -m benchmarks.speed_harness --impl ours_v3 --size "$SIZE" --device "$DEVICE" --warmup 2 \
+  --iters "$ITERS" --precision bf16 --compile reduce-overhead
 echo "=== done ($(date +%T))" | tee -a "$log"

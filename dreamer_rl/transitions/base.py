@@ -120,6 +120,16 @@ class TransitionModel(nn.Module):
         stats = self.posterior(deter, self.post_in_embed(embed))
         return deter, self._hold(deter, self.sample(stats), stats, stats)[0]
 
+    def filter_step(self, deter: torch.Tensor, stoch: torch.Tensor, keep: torch.Tensor, act_in: torch.Tensor,
+                    emb_in: torch.Tensor, noise: torch.Tensor, held: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The body of :meth:`observe`'s loop (see :meth:`dreamer_rl.rssm.RSSM.filter_step`); ``held`` is the
+        previous step's posterior stats for :meth:`_hold` (``None`` at the first step)."""
+        deter = self.transition(deter * keep, stoch * keep, act_in)
+        new = self.posterior(deter, emb_in)
+        stoch, post = self._hold(deter, self.sample(new, noise), new, new if held is None else held)
+        return deter, stoch, post
+
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_init: torch.Tensor,
                 state: tuple[torch.Tensor, torch.Tensor] | None = None) -> RSSMStates:
         """Filter ``embed [B, T, E]``, ``action [B, T, A]``, ``is_init [B, T, 1]`` from ``state`` (zeros if ``None``);
@@ -136,10 +146,7 @@ class TransitionModel(nn.Module):
         post: torch.Tensor | None = None  # the previous step's posterior, for _hold (none before the first step)
         deters, stochs, posts = [], [], []
         for t in range(T):
-            deter, stoch = deter * keeps[t], stoch * keeps[t]
-            deter = self.transition(deter, stoch, act_in[t])
-            new = self.posterior(deter, emb_in[t])
-            stoch, post = self._hold(deter, self.sample(new, noise[t]), new, new if post is None else post)
+            deter, stoch, post = self.filter_step(deter, stoch, keeps[t], act_in[t], emb_in[t], noise[t], post)
             deters.append(deter), stochs.append(stoch), posts.append(post)
         deter_bt = torch.stack(deters, 1)
         return RSSMStates(deter_bt, torch.stack(stochs, 1), torch.stack(posts, 1), self.prior(deter_bt))
