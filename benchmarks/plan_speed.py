@@ -10,7 +10,9 @@ head 2 x 100): ours with :class:`dreamer_rl.planners.CEMPlanner` (one batched te
 the model as an env, one TensorDict step at a time). Timings alternate between the two (``--repeats`` each, after
 warm-up), on the same device and thread count; the figures are medians. Prints ``torchrl_ms_per_plan=``, then
 ``speedup_vs_torchrl=`` (TorchRL's median / ours) and ``ms_per_plan=`` (ours) last. ``--precision bf16`` plans
-with ``planner.precision bf16`` and runs TorchRL's planning call under the same bfloat16 autocast.
+with ``planner.precision bf16`` and runs TorchRL's planning call under the same bfloat16 autocast. ``--compile
+MODE`` compiles the world model's steps (:func:`dreamer_rl.compile.compile_steps`, what ``train.compile`` does),
+which both planners step through: ours in its rollout, TorchRL's in every env step.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from tensordict import TensorDict
 
 from dreamer_rl.action_space import ActionSpace
+from dreamer_rl.compile import COMPILE_MODES, compile_steps
 from dreamer_rl.model_env import WorldModelEnv
 from dreamer_rl.planners import CEMPlanner
 from dreamer_rl.world_model import WorldModel
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: ours with planner.precision bf16, TorchRL's planning call under the same bfloat16 "
                         "autocast (like for like)")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="none",
+                   help="torch.compile the world model's steps, which both planners use (none: eager)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     obs_shape = (3, 64, 64) if args.pixels else (17,)
     wm = WorldModel(obs_shape, args.action_dim, stoch=30, deter=200, hidden=200, units=100, act="relu",
                     reward_layers=2).to(device).eval()
+    compile_steps(wm.rssm, args.compile)
     space = ActionSpace("continuous", (args.action_dim,))
     ours = CEMPlanner(wm.rssm, wm.reward, space, horizon=args.horizon, candidates=args.candidates,
                       iterations=args.iterations, top_k=args.top_k, precision=args.precision)
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"device={device} threads={torch.get_num_threads()} candidates={args.candidates} "
           f"iterations={args.iterations} horizon={args.horizon} action_dim={args.action_dim}")
     print(f"precision={args.precision}")
+    print(f"compile={args.compile}")
     print(f"torchrl_ms_per_plan={torchrl_ms:.1f}")
     print(f"speedup_vs_torchrl={torchrl_ms / ms:.2f}")
     print(f"ms_per_plan={ms:.1f}")

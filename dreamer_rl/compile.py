@@ -2,7 +2,9 @@
 
 A Dreamer update spends its sequential time in two loops of small steps: the filter (``T`` posterior steps over
 ``B`` rows, :meth:`dreamer_rl.rssm.RSSM.filter_step`) and imagination (``H`` prior steps over ``N = B T`` starts,
-:meth:`~dreamer_rl.rssm.RSSM.img_step`). Each step is a handful of matmuls wrapped in norms, activations, gates,
+:meth:`~dreamer_rl.rssm.RSSM.img_step`); a planner rolls ``H`` prior steps over its candidates in each of its
+iterations (:meth:`~dreamer_rl.rssm.RSSM.prior_step`, also what :class:`dreamer_rl.model_env.WorldModelEnv` steps,
+so TorchRL's planners on it use the compiled step too). Each step is a handful of matmuls wrapped in norms, activations, gates,
 the unimix softmax and the sample: a dozen elementwise kernels per matmul in eager mode. Compiling a step fuses
 those into a few kernels (forward and backward), and is reused at every step of the loop, since every step has
 the same shapes (``dynamic=False``). The step functions are pure tensor functions with static shapes (no host
@@ -21,8 +23,9 @@ Compilation happens at the first update (tens of seconds on a CPU), and again wh
 functions are set on the model *instance*, so parameters, ``state_dict`` keys and checkpoints are those of the
 eager model, and the math is the same: :mod:`tests.test_compile` compares compiled steps against eager ones.
 
-Measured at the DreamerV3 size12m pixel update on this project's CPU (one thread, fp32, ``benchmarks.update_speed
---compile default``): see ``benchmarks/RESULTS.md``.
+On this project's CPU (``benchmarks/RESULTS.md``, one thread): DreamerV3's state-vector update at size1m 1.22x
+faster (bf16), no change where matmuls dominate (size12m pixels, a PlaNet plan). Its purpose is a GPU, where a
+step's many small kernels cost more than its matmuls (``reduce-overhead``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from torch import nn
 CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]
 COMPILE_MODES: tuple[str, ...] = ("none", "default", "reduce-overhead", "max-autotune")
 #: what :func:`compile_steps` compiles on a transition model
-STEP_METHODS: tuple[str, ...] = ("filter_step", "img_step")
+STEP_METHODS: tuple[str, ...] = ("filter_step", "img_step", "prior_step")
 
 
 def compile_steps(model: nn.Module, mode: CompileMode) -> list[str]:

@@ -46,10 +46,9 @@ class LatentStep(nn.Module):
         lead = belief.shape[:-1]
         belief, state, action = belief.reshape(-1, belief.shape[-1]), state.reshape(-1, state.shape[-1]), \
             action.reshape(-1, action.shape[-1])
-        belief = rssm.transition(belief, state, rssm.transition.action_input(action.to(belief.dtype)))
-        stats = rssm.prior(belief)
-        state = rssm.sample(stats) if self.sample else rssm.mode(stats)
-        reward = self.world_model.reward(rssm.feat(state, belief))
+        act_in = rssm.transition.action_input(action.to(belief.dtype))
+        belief, state, feat = rssm.prior_step(belief, state, act_in, self.sample)  # the planners' step
+        reward = self.world_model.reward(feat)
         return state.reshape(*lead, -1), belief.reshape(*lead, -1), reward.reshape(*lead, 1)
 
 

@@ -240,6 +240,16 @@ class RSSM(nn.Module):
         post = self.posterior(deter, emb_in)
         return deter, self.sample(post, noise), post
 
+    def prior_step(self, deter: torch.Tensor, stoch: torch.Tensor, act_in: torch.Tensor, sample: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A planner's rollout step from the projected action ``act_in``: ``(h_k, z_k) -> (h_{k+1}, z_{k+1} ~ p,
+        feat_{k+1})``, shapes ``[N, .]`` (:func:`dreamer_rl.planners.rollout.latent_returns`); compiled with the
+        other steps by ``train.compile``."""
+        deter = self.transition(deter, stoch, act_in)
+        stats = self.prior(deter)
+        stoch = self.sample(stats) if sample else self.mode(stats)
+        return deter, stoch, self.feat(stoch, deter)
+
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_init: torch.Tensor,
                 state: tuple[torch.Tensor, torch.Tensor] | None = None) -> RSSMStates:
         """Filter a batch of sequences.

@@ -63,16 +63,19 @@ def test_compiled_filter_step_equals_eager_in_values_and_gradients(presets: str)
             torch.testing.assert_close(c, e, rtol=1e-4, atol=1e-5)
 
 
-def test_compiled_img_step_equals_eager() -> None:
-    lrn = learner("dreamer_v3", "none")
+@pytest.mark.parametrize("presets", ["dreamer_v3", "planet clockwork"])
+def test_compiled_imagination_and_planner_steps_equal_eager(presets: str) -> None:
+    lrn = learner(presets, "none")
     rssm = lrn.agent.world_model.rssm
-    deter, stoch = step_inputs(lrn)[:2]
+    deter, stoch, _, act_in = step_inputs(lrn)[:4]
     action = torch.rand(4, 2) * 2 - 1
-    eager = rssm.img_step(deter, stoch, action, sample=False)
+    eager = rssm.img_step(deter, stoch, action, sample=False), rssm.prior_step(deter, stoch, act_in, False)
     compile_steps(rssm, "default")
-    compiled = rssm.img_step(deter, stoch, action, sample=False)
-    for e, c in zip(eager, compiled):
+    compiled = rssm.img_step(deter, stoch, action, sample=False), rssm.prior_step(deter, stoch, act_in, False)
+    for e, c in zip([*eager[0], *eager[1]], [*compiled[0], *compiled[1]]):
         torch.testing.assert_close(c, e, rtol=1e-4, atol=1e-5)
+    if presets != "dreamer_v3":
+        return
     _, sample = rssm.img_step(deter, stoch, action)  # sampled: a one-hot per categorical variable
     onehot = sample.unflatten(-1, (rssm.variables, rssm.classes))
     assert torch.equal(onehot.sum(-1), torch.ones(4, rssm.variables))

@@ -8,6 +8,7 @@ from torch import nn
 from dreamer_rl.action_space import ActionSpace
 from dreamer_rl.planners import CEMPlanner, MPPIPlanner, latent_returns, make_planner, sample_onehot
 from dreamer_rl.planners.base import LatentPlanner
+from dreamer_rl.rssm import RSSM
 
 
 class _Move(nn.Module):
@@ -45,6 +46,8 @@ class ToyModel(nn.Module):
 
     def feat(self, stoch, deter):
         return deter
+
+    prior_step = RSSM.prior_step  # the planners' step: transition, prior, sample or mode, feat
 
     def reward(self, feat):
         return -(feat - self.target).square()

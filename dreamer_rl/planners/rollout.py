@@ -28,7 +28,7 @@ def latent_returns(rssm, reward: Head, deter: torch.Tensor, stoch: torch.Tensor,
                    sample: bool = True) -> torch.Tensor:
     """Predicted return of every candidate sequence, ``[N, C]`` (see the module docstring).
 
-    :param rssm: the world model's transition model (``transition``, ``prior``, ``sample``/``mode``, ``feat``).
+    :param rssm: the world model's transition model (``transition.action_input``, ``prior_step``).
     :param reward: ``feat [..., F] -> [..., 1]``, the reward head's prediction.
     :param value: ``feat [..., F] -> [..., 1]`` for objective ``value``.
     :param sample: roll with prior samples (PlaNet) or the prior's mode.
@@ -39,10 +39,8 @@ def latent_returns(rssm, reward: Head, deter: torch.Tensor, stoch: torch.Tensor,
     act_in = rssm.transition.action_input(actions.reshape(N * C, H, A).to(d.dtype)).unbind(1)
     feats = []
     for k in range(H):
-        d = rssm.transition(d, s, act_in[k])
-        stats = rssm.prior(d)
-        s = rssm.sample(stats) if sample else rssm.mode(stats)
-        feats.append(rssm.feat(s, d))
+        d, s, feat_k = rssm.prior_step(d, s, act_in[k], sample)
+        feats.append(feat_k)
     feat = torch.stack(feats, 1)  # [N C, H, F]
     rewards = reward(feat)[..., 0]  # [N C, H]
     if objective == "sum":

@@ -130,6 +130,14 @@ class TransitionModel(nn.Module):
         stoch, post = self._hold(deter, self.sample(new, noise), new, new if held is None else held)
         return deter, stoch, post
 
+    def prior_step(self, deter: torch.Tensor, stoch: torch.Tensor, act_in: torch.Tensor, sample: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A planner's rollout step (see :meth:`dreamer_rl.rssm.RSSM.prior_step`)."""
+        deter = self.transition(deter, stoch, act_in)
+        stats = self.prior(deter)
+        stoch = self._hold(deter, self.sample(stats) if sample else self.mode(stats), stats, stats)[0]
+        return deter, stoch, self.feat(stoch, deter)
+
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_init: torch.Tensor,
                 state: tuple[torch.Tensor, torch.Tensor] | None = None) -> RSSMStates:
         """Filter ``embed [B, T, E]``, ``action [B, T, A]``, ``is_init [B, T, 1]`` from ``state`` (zeros if ``None``);
