@@ -69,3 +69,17 @@ def run_recipe_here(cwd: Path, *args: str, suite: str = "dmc") -> subprocess.Com
 def figures(stdout: str) -> dict[str, str]:
     """The ``name=value`` lines a command printed."""
     return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line and " " not in line)
+
+
+def train_then_resume_without(cwd: Path, option: str, value: str) -> None:
+    """A V3 debug run of 400 frames with ``--<option> <value>``, resumed to 500 frames without it: a speed option
+    (no part of the recipe's math) reaches the run, and a resume may change it."""
+    args = ["--task", "cartpole_balance", "--preset", "dreamer_v3", "dmc_proprio", "debug", "--run.name", "speed",
+            "--run.eval_every", "400", "--run.save_every", "300", "--tracking.video", "false",
+            "--env.max_episode_frames", "100"]
+    first = run_recipe_here(cwd, *args, "--run.steps", "400", f"--{option}", value)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert int(figures(first.stdout)["updates"]) > 0
+    again = run_recipe_here(cwd, *args, "--run.steps", "500")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert int(figures(again.stdout)["frames"]) == 500

@@ -30,6 +30,7 @@ def assert_user_error(result, *fragments: str, cwd: Path) -> None:
         (["--train.batch_size", "0"], ["train.batch_size", "greater than or equal to 1"]),
         (["--run.device", "tpu"], ["run.device", "'auto', 'cpu' or 'cuda'"]),
         (["--train.precision", "fp16"], ["train.precision", "'fp32' or 'bf16'"]),
+        (["--train.compile", "fast"], ["train.compile", "'none', 'default', 'reduce-overhead' or 'max-autotune'"]),
         (["--env.from_pixels", "maybe"], ["env.from_pixels", "boolean"]),
         (["--preset", "debgu"], ["unknown preset 'debgu'", "did you mean debug"]),
         (["--eval"], ["--eval needs --checkpoint"]),

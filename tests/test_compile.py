@@ -17,7 +17,7 @@ from dreamer_rl.agent import Learner, build_dreamer
 from dreamer_rl.compile import STEP_METHODS, compile_steps, is_compiled
 from dreamer_rl.config import Recipe, deep_merge
 from recipes.presets import apply_presets
-from tests.helpers import figures, run_recipe_here
+from tests.helpers import train_then_resume_without
 from tests.test_v2_v3 import context_of, make_batch
 
 
@@ -116,12 +116,4 @@ def test_a_compiled_update_trains_like_an_eager_one() -> None:
 
 def test_compile_from_the_command_line_trains_and_resumes_eager(tmp_path: Path) -> None:
     """``--train.compile default`` reaches the learner; the option may change on resume (no part of the math)."""
-    args = ["--task", "cartpole_balance", "--preset", "dreamer_v3", "dmc_proprio", "debug", "--run.name", "c",
-            "--run.eval_every", "400", "--run.save_every", "300", "--tracking.video", "false",
-            "--env.max_episode_frames", "100"]
-    first = run_recipe_here(tmp_path, *args, "--run.steps", "400", "--train.compile", "default")
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert int(figures(first.stdout)["updates"]) > 0
-    again = run_recipe_here(tmp_path, *args, "--run.steps", "500")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert int(figures(again.stdout)["frames"]) == 500
+    train_then_resume_without(tmp_path, "train.compile", "default")

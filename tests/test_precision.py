@@ -18,7 +18,7 @@ from torch import nn
 from dreamer_rl.agent import Learner, build_dreamer
 from dreamer_rl.config import Recipe, deep_merge
 from recipes.presets import apply_presets
-from tests.helpers import figures, run_recipe_here
+from tests.helpers import figures, run_recipe_here, train_then_resume_without
 from tests.test_v2_v3 import context_of, make_batch
 
 # the algorithms, and PlaNet's transition models (each a state update of its own)
@@ -115,15 +115,7 @@ def test_bf16_moves_exactly_the_parameters_fp32_moves(algo: str) -> None:
 def test_bf16_from_the_command_line_trains_and_resumes_in_fp32(tmp_path: Path) -> None:
     """``--train.precision bf16`` reaches the learner; the precision may change on resume (it is no part of the
     recipe's math), as ``--run.device`` may."""
-    args = ["--task", "cartpole_balance", "--preset", "dreamer_v3", "dmc_proprio", "debug", "--run.name", "p",
-            "--run.eval_every", "400", "--run.save_every", "300", "--tracking.video", "false",
-            "--env.max_episode_frames", "100"]
-    first = run_recipe_here(tmp_path, *args, "--run.steps", "400", "--train.precision", "bf16")
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert int(figures(first.stdout)["updates"]) > 0
-    again = run_recipe_here(tmp_path, *args, "--run.steps", "500")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert int(figures(again.stdout)["frames"]) == 500
+    train_then_resume_without(tmp_path, "train.precision", "bf16")
 
 
 # ------------------------------------------------------------------------------------------------ planning
