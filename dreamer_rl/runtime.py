@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+# mallopt's value is a C int: the largest one, 2 GiB of free memory at the heap's top before glibc trims it. (A Python
+# int passed to ctypes without a type is cut to its low 32 bits: 2**62 became 0, "trim at every free", which returned
+# every large block to the OS and page-faulted it back in: ~170k faults and ~1 s of kernel time per V3 size12m update.)
+_TRIM_NEVER = ctypes.c_int(2**31 - 1)
 _done = False
 _OMP_PAUSE_HARD = 2  # omp_pause_resource_t: free the OpenMP runtime's threads
 _OPENMP_LIBS = ("libgomp", "libomp", "libiomp")
@@ -52,7 +56,7 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**62) == 1
+        ok = libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_NEVER) == 1
     except (OSError, AttributeError):
         return False
     if ok:
