@@ -45,7 +45,7 @@ from torch import nn
 from dreamer_rl.nets.distributions import gaussian_kl
 from dreamer_rl.nets.cells import CellKind, make_transition
 from dreamer_rl.nets.mlp import Activation, Norm, norm_act, pre_norm_bias
-from dreamer_rl.nets.outputs import categorical_kl, unimix_logits
+from dreamer_rl.nets.outputs import categorical_kl, softmax, unimix_logits
 
 LatentKind = Literal["gaussian", "categorical"]
 __all__ = ["RSSM", "RSSMStates", "LatentKind", "CellKind"]
@@ -167,7 +167,7 @@ class RSSM(nn.Module):
                 return mean
             return mean + std * (torch.randn_like(std) if noise is None else noise)
         logits = stats.unflatten(-1, (self.variables, self.classes))  # [..., S, K]
-        probs = logits.softmax(-1)
+        probs = softmax(logits)
         if noise is None:
             noise = torch.rand_like(probs[..., :1])
         index = (probs.detach().cumsum(-1) < noise).sum(-1, keepdim=True).clamp_(max=self.classes - 1)

@@ -23,9 +23,12 @@ from dreamer_rl.nets.actors import (
     TruncNormalActor,
 )
 from dreamer_rl.nets.outputs import (
+    SMALL_K,
     bernoulli_nll,
     categorical_kl,
+    log_softmax,
     onehot_st_sample,
+    softmax,
     symexp,
     symlog,
     twohot_bins,
@@ -132,6 +135,24 @@ def test_twohot_nll_three_bin_hand_value_and_target_stop_gradient() -> None:
 
 
 # ------------------------------------------------------------------------------------ unimix, one-hot, KL, Bernoulli
+
+
+@pytest.mark.parametrize("classes", [2, 4, SMALL_K, 16])
+def test_softmax_helpers_match_torch_in_values_and_gradients(classes: int) -> None:
+    """The composite path (K <= SMALL_K on a CPU) and the built-in one give torch's values and gradients, also for
+    logits far outside exp's range (the stopped max only shifts them)."""
+    torch.manual_seed(0)
+    for scale in (1.0, 200.0):
+        logits = (scale * torch.randn(64, 32, classes, dtype=torch.float64)).requires_grad_()
+        mine = torch.autograd.grad((softmax(logits) * torch.arange(classes)).sum(), logits)[0]
+        ref = torch.autograd.grad((torch.softmax(logits, -1) * torch.arange(classes)).sum(), logits)[0]
+        torch.testing.assert_close(softmax(logits), torch.softmax(logits, -1))
+        torch.testing.assert_close(mine, ref)
+        mine = torch.autograd.grad((log_softmax(logits) * torch.arange(classes)).sum(), logits)[0]
+        ref = torch.autograd.grad((torch.log_softmax(logits, -1) * torch.arange(classes)).sum(), logits)[0]
+        torch.testing.assert_close(log_softmax(logits), torch.log_softmax(logits, -1))
+        torch.testing.assert_close(mine, ref)
+        assert torch.isfinite(log_softmax(logits)).all()
 
 
 def test_unimix_two_class_hand_values_and_identity_at_zero() -> None:

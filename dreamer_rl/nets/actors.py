@@ -35,7 +35,7 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal, constraints
 
 from dreamer_rl.nets.mlp import MLP, Activation
-from dreamer_rl.nets.outputs import onehot_sample, unimix_logits
+from dreamer_rl.nets.outputs import log_softmax, onehot_sample, unimix_logits
 
 NormKind = Literal["none", "layer", "rms"]
 ActorKind = Literal["tanh_normal", "trunc_normal", "bounded_normal", "onehot"]
@@ -186,7 +186,7 @@ class OneHotDist(Distribution):
     has_rsample = True
 
     def __init__(self, logits: torch.Tensor) -> None:
-        self.logits = torch.log_softmax(logits, -1)
+        self.logits = log_softmax(logits)
         super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=False)
 
     @property

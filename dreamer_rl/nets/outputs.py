@@ -16,6 +16,33 @@ import torch
 import torch.nn.functional as F
 
 
+#: Widest last dim served by the composite softmax below: PyTorch's CPU softmax kernels vectorise along the
+#: softmaxed dim, so a few classes leave most of each vector unused. Measured on this project's CPU, one thread,
+#: ``[1024, 32, K]`` forward + backward: K = 4 (V3 size1m latents) 2.1 ms against 4.0 ms (log-softmax 1.0 against
+#: 2.8), K = 8 2.7 against 7.5; from K = 16 on the built-in kernels are faster.
+SMALL_K = 8
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``softmax`` over the last dim, ``[..., K] -> [..., K]``; the same values and gradients as ``torch.softmax``.
+
+    On a CPU with ``K <= SMALL_K`` it is composed as ``e / sum_k e``, ``e = exp(l - sg(max_k l))``: softmax does not
+    change under a shift, so the stopped-gradient max only guards ``exp`` against overflow.
+    """
+    if logits.shape[-1] > SMALL_K or logits.device.type != "cpu":
+        return torch.softmax(logits, -1)
+    e = (logits - logits.detach().amax(-1, keepdim=True)).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``log_softmax`` over the last dim, as :func:`softmax`: ``z - log sum_k exp(z)``, ``z = l - sg(max_k l)``."""
+    if logits.shape[-1] > SMALL_K or logits.device.type != "cpu":
+        return torch.log_softmax(logits, -1)
+    z = logits - logits.detach().amax(-1, keepdim=True)
+    return z - z.exp().sum(-1, keepdim=True).log()
+
+
 def symlog(x: torch.Tensor) -> torch.Tensor:
     """``symlog(x) = sign(x) log(1 + |x|)``: compresses large magnitudes, identity-like near 0 (V3 paper, eq. 1).
 
@@ -143,8 +170,7 @@ def unimix_logits(logits: torch.Tensor, unimix: float) -> torch.Tensor:
     """
     if unimix == 0.0:
         return logits
-    probs = torch.softmax(logits, -1)
-    return torch.log((1.0 - unimix) * probs + unimix / logits.shape[-1])
+    return torch.log((1.0 - unimix) * softmax(logits) + unimix / logits.shape[-1])
 
 
 def onehot_sample(logits: torch.Tensor) -> torch.Tensor:
@@ -171,7 +197,7 @@ def onehot_st_sample(logits: torch.Tensor) -> torch.Tensor:
     >>> s.shape, bool((s.sum(-1) == 1).all())
     (torch.Size([2, 3, 32, 16]), True)
     """
-    probs = torch.softmax(logits, -1)
+    probs = softmax(logits)
     return onehot_sample(logits) + (probs - probs.detach())
 
 
@@ -186,8 +212,8 @@ def categorical_kl(logits_q: torch.Tensor, logits_p: torch.Tensor) -> torch.Tens
     >>> categorical_kl(torch.zeros(4, 32, 16), torch.zeros(4, 32, 16))
     tensor([0., 0., 0., 0.])
     """
-    log_q = torch.log_softmax(logits_q, -1)
-    log_p = torch.log_softmax(logits_p, -1)
+    log_q = log_softmax(logits_q)
+    log_p = log_softmax(logits_p)
     return (log_q.exp() * (log_q - log_p)).sum((-2, -1))
 
 
