@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from dreamer_rl.nets.mlp import Activation, activation
+from dreamer_rl.nets.subpixel import SubpixelConvTranspose2d
 
 
 def preprocess(pixels: torch.Tensor) -> torch.Tensor:
@@ -70,7 +71,7 @@ class ConvDecoder(nn.Module):
         self.net = nn.Sequential(
             nn.ConvTranspose2d(4 * depth, 2 * depth, 5, stride=2), activation(act),  # 13x13
             nn.ConvTranspose2d(2 * depth, depth, 6, stride=2), activation(act),  # 30x30
-            nn.ConvTranspose2d(depth, channels, 6, stride=2),  # 64x64
+            SubpixelConvTranspose2d(depth, channels, 6, stride=2),  # 64x64 (conv + pixel shuffle on a CPU)
         ).to(memory_format=torch.channels_last)
 
     def first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,7 @@ from dreamer_rl.nets.conv import preprocess
 from dreamer_rl.nets.init import trunc_normal_in_
 from dreamer_rl.nets.mlp import Activation, RMSNorm, activation
 from dreamer_rl.nets.norm_act import rms_norm_silu
+from dreamer_rl.nets.subpixel import SubpixelConvTranspose2d
 
 MULTS = (2, 3, 4, 4)
 
@@ -129,9 +130,9 @@ class V3ConvDecoder(nn.Module):
         outs = [*reversed(depths[:-1]), channels]
         for i, out_ch in enumerate(outs):
             last = i == len(outs) - 1  # the image layer: no norm or activation (sigmoid follows)
-            if strided:
-                layers.append(nn.ConvTranspose2d(in_ch, out_ch, kernel, stride=2, padding=kernel // 2,
-                                                 output_padding=1))
+            if strided:  # the image layer as conv + pixel shuffle on a CPU (same weights, same outputs)
+                deconv = SubpixelConvTranspose2d if last else nn.ConvTranspose2d
+                layers.append(deconv(in_ch, out_ch, kernel, stride=2, padding=kernel // 2, output_padding=1))
             else:
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"),
                            nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2)]
