@@ -209,7 +209,9 @@ def time_update(
             sys_times.append(r1.ru_stime - r0.ru_stime)
             faults.append(r1.ru_minflt - r0.ru_minflt)
     batch = None
-    peak = peak_rss_mib()
+    # ru_maxrss is the kernel's high-water mark, which lags its per-thread RSS counters by a few pages: it can read a
+    # hair below the statm reading taken before the updates, when the heap keeps what it freed and RSS stays flat
+    peak = max(peak_rss_mib(), current_rss_mib(), rss_before)
     return {
         "sec_per_update": statistics.median(times),
         "sec_per_update_mean": statistics.fmean(times),
