@@ -23,13 +23,18 @@ import torch.nn.functional as F
 SMALL_K = 8
 
 
+def _built_in(logits: torch.Tensor) -> bool:
+    """Whether torch's own (log-)softmax kernel is the faster one here: more than ``SMALL_K`` classes, or not a CPU."""
+    return logits.shape[-1] > SMALL_K or logits.device.type != "cpu"
+
+
 def softmax(logits: torch.Tensor) -> torch.Tensor:
     """``softmax`` over the last dim, ``[..., K] -> [..., K]``; the same values and gradients as ``torch.softmax``.
 
     On a CPU with ``K <= SMALL_K`` it is composed as ``e / sum_k e``, ``e = exp(l - sg(max_k l))``: softmax does not
     change under a shift, so the stopped-gradient max only guards ``exp`` against overflow.
     """
-    if logits.shape[-1] > SMALL_K or logits.device.type != "cpu":
+    if _built_in(logits):
         return torch.softmax(logits, -1)
     e = (logits - logits.detach().amax(-1, keepdim=True)).exp()
     return e / e.sum(-1, keepdim=True)
@@ -37,7 +42,7 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
     """``log_softmax`` over the last dim, as :func:`softmax`: ``z - log sum_k exp(z)``, ``z = l - sg(max_k l)``."""
-    if logits.shape[-1] > SMALL_K or logits.device.type != "cpu":
+    if _built_in(logits):
         return torch.log_softmax(logits, -1)
     z = logits - logits.detach().amax(-1, keepdim=True)
     return z - z.exp().sum(-1, keepdim=True).log()

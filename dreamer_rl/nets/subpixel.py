@@ -25,11 +25,14 @@ Other devices (cuDNN), other strides or an odd output size use the plain transpo
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
+@functools.lru_cache(maxsize=64)  # a few (kernel, padding, size) per decoder: built once, not every update
 def _phase_taps(kernel: int, padding: int, size_in: int, size_out: int) -> tuple[torch.Tensor, int, int]:
     """Per axis: ``taps [2, Q]`` (the weight tap of phase ``r`` at window offset ``q``, ``kernel`` = a zero tap),
     and the ``(before, after)`` zero padding of the input that makes the convolution's output ``size_out / 2``."""
@@ -46,8 +49,9 @@ class _SubpixelForward(torch.autograd.Function):
     """``conv_transpose2d`` forward by conv + pixel shuffle, backward by ``aten.convolution_backward``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, layer: "SubpixelConvTranspose2d",
-                taps_y: torch.Tensor, taps_x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:  # noqa: D102
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int],
+                output_padding: tuple[int, int], taps_y: torch.Tensor, taps_x: torch.Tensor,
+                pad: tuple[int, int, int, int]) -> torch.Tensor:  # noqa: D102
         c_in, c_out = weight.shape[:2]
         w = F.pad(weight, (0, 1, 0, 1))  # tap index ``kernel`` reads 0
         w = w[:, :, taps_y[:, :, None, None], taps_x[None, None, :, :]]  # [C_in, C_out, 2, Q, 2, Q]
@@ -59,19 +63,18 @@ class _SubpixelForward(torch.autograd.Function):
         else:  # negative padding crops
             y = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b)
         ctx.save_for_backward(x, weight)
-        ctx.layer, ctx.has_bias = layer, bias is not None
+        ctx.padding, ctx.output_padding, ctx.has_bias = padding, output_padding, bias is not None
         return F.pixel_shuffle(y, 2)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: D102
         x, weight = ctx.saved_tensors
-        layer = ctx.layer
         mask = (ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
         dx, dw, db = torch.ops.aten.convolution_backward(
             grad.contiguous(memory_format=torch.channels_last) if x.is_contiguous(memory_format=torch.channels_last)
-            else grad.contiguous(), x, weight, [weight.shape[1]] if ctx.has_bias else None, list(layer.stride),
-            list(layer.padding), list(layer.dilation), True, list(layer.output_padding), layer.groups, list(mask))
-        return dx, dw, db, None, None, None, None
+            else grad.contiguous(), x, weight, [weight.shape[1]] if ctx.has_bias else None, [2, 2],
+            list(ctx.padding), [1, 1], True, list(ctx.output_padding), 1, list(mask))  # stride 2, dilation 1, 1 group
+        return dx, dw, db, None, None, None, None, None
 
 
 class SubpixelConvTranspose2d(nn.ConvTranspose2d):
@@ -91,4 +94,5 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
             return super().forward(x, output_size)
         taps_y, top, bottom = _phase_taps(kh, ph, h, out_h)
         taps_x, left, right = _phase_taps(kw, pw, w, out_w)
-        return _SubpixelForward.apply(x, self.weight, self.bias, self, taps_y, taps_x, (top, bottom, left, right))
+        return _SubpixelForward.apply(x, self.weight, self.bias, self.padding, self.output_padding, taps_y, taps_x,
+                                      (top, bottom, left, right))
